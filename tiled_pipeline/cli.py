@@ -39,7 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run = sub.add_parser("run", help="materialize the whole graph of one experiment")
     run.add_argument("--experiment", help="experiment name (default: the first configured)")
     run.add_argument(
-        "--category", action="append",
+        "--category",
+        action="append",
         help="category to run (repeatable; 'all' for every one; default: the first)",
     )
     run.add_argument("--force", action="store_true", help="re-run partitions even if fresh")
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tiled-pipeline`` command."""
     args = parse_args(argv)
     home = prepare_dagster_home()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tiled_pipeline").setLevel(logging.INFO)
     from tiled_pipeline.defs.runner import list_experiments, run_experiment
 
     if args.command == "list":

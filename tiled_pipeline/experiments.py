@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tiled_pipeline.data import DatasetSpec
-from tiled_pipeline.models import MODEL_NAMES, make_config
+from tiled_pipeline.models import MODEL_NAMES, make_config, model_classes
 from tiled_pipeline.tiling import TilePlan, make_plan, shared_key
 
 CONFIG_ENV = "TILED_PIPELINE_EXPERIMENTS"
@@ -195,9 +195,12 @@ def parse_experiment(raw: dict[str, Any], datasets: dict[str, DatasetSpec]) -> E
     _check_choice(dataset_name, tuple(datasets), f"{where}.dataset")
     model = raw.pop("model", "padim")
     _check_choice(model, MODEL_NAMES, f"{where}.model")
-    params = raw.pop("model_params", {})
-    make_config(model, params)  # validate parameter names and values now, not at run time
+    params = dict(raw.pop("model_params", {}))
     setup = parse_setup({k: raw.pop(k) for k in list(raw) if k in _SETUP_KEYS}, where)
+    if "tile_size" in model_fields(model) and "tile_size" not in params:
+        # Models whose layers depend on the input size are built for the setup's tile.
+        params["tile_size"] = [setup.tile_size, setup.tile_size]
+    make_config(model, params)  # validate parameter names and values now, not at run time
     merge = _build(MergeOptions, raw.pop("merge", {}), f"{where}.merge")
     evaluation = _build(EvaluationOptions, raw.pop("evaluation", {}), f"{where}.evaluation")
     experiment = _build(
@@ -222,6 +225,11 @@ def parse_experiment(raw: dict[str, Any], datasets: dict[str, DatasetSpec]) -> E
 _SETUP_KEYS = ("setup", "image_size", "tile_size", "stride")
 
 
+def model_fields(model: str) -> set[str]:
+    """Names of the config fields of ``model``."""
+    return {f.name for f in fields(model_classes(model)[1])}
+
+
 def _freeze(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
@@ -244,7 +252,7 @@ def parse_config(raw: dict[str, Any]) -> ProjectConfig:
 
 
 def load_config(path: str | Path | None = None) -> ProjectConfig:
-    """Read the experiments file: ``path``, else ``$TILED_PIPELINE_EXPERIMENTS``, else the default."""
+    """Read ``path``, else ``$TILED_PIPELINE_EXPERIMENTS``, else the packaged experiments file."""
     path = path or os.environ.get(CONFIG_ENV)
     if path is None:
         text = resources.files("tiled_pipeline").joinpath("experiments.toml").read_text()

@@ -20,8 +20,14 @@ def test_experiments_default_config_loads_with_every_setup_of_padim():
 
 @pytest.mark.parametrize(
     ("setup", "grid", "n_keys"),
-    [("SM256", (1, 1), 1), ("SM512", (1, 1), 1), ("ST4", (2, 2), 1), ("ST9", (3, 3), 1),
-     ("ENS4", (2, 2), 4), ("ENS9", (3, 3), 9)],
+    [
+        ("SM256", (1, 1), 1),
+        ("SM512", (1, 1), 1),
+        ("ST4", (2, 2), 1),
+        ("ST9", (3, 3), 1),
+        ("ENS4", (2, 2), 4),
+        ("ENS9", (3, 3), 9),
+    ],
 )
 def test_experiments_setups_give_the_paper_grids(setup, grid, n_keys):
     experiment = parse_config(config_with({"model": "padim", "setup": setup})).experiments[0]
@@ -32,8 +38,9 @@ def test_experiments_setups_give_the_paper_grids(setup, grid, n_keys):
 
 
 def test_experiments_size_overrides_keep_the_grid():
-    raw = config_with({"model": "padim", "setup": "ENS9", "image_size": 64, "tile_size": 32,
-                       "stride": 16})
+    raw = config_with(
+        {"model": "padim", "setup": "ENS9", "image_size": 64, "tile_size": 32, "stride": 16}
+    )
     experiment = parse_config(raw).experiments[0]
     assert experiment.plan.grid == (3, 3)
     assert experiment.plan.tile_size == (32, 32)
@@ -66,8 +73,10 @@ def test_experiments_names_must_be_unique_and_valid():
 
 def test_experiments_file_from_environment(tmp_path, monkeypatch):
     path = tmp_path / "exp.toml"
-    path.write_text('[datasets.d]\nkind = "synthetic"\n[[experiments]]\nname = "a"\n'
-                    'dataset = "d"\nmodel = "patchcore"\nsetup = "ST4"\n')
+    path.write_text(
+        '[datasets.d]\nkind = "synthetic"\n[[experiments]]\nname = "a"\n'
+        'dataset = "d"\nmodel = "patchcore"\nsetup = "ST4"\n'
+    )
     monkeypatch.setenv("TILED_PIPELINE_EXPERIMENTS", str(path))
     config = load_config()
     assert [e.name for e in config.experiments] == ["a"]
@@ -77,3 +86,10 @@ def test_experiments_file_from_environment(tmp_path, monkeypatch):
     path.write_text("not = [toml")
     with pytest.raises(ValueError, match="not valid TOML"):
         load_config()
+
+
+def test_experiments_fastflow_is_built_for_the_setup_tile():
+    experiment = parse_config(config_with({"model": "fastflow", "setup": "ENS4"})).experiments[0]
+    assert experiment.params["tile_size"] == (256, 256)
+    sm512 = parse_config(config_with({"model": "fastflow", "setup": "SM512"})).experiments[0]
+    assert sm512.params["tile_size"] == (512, 512)

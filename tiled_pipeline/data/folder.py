@@ -13,6 +13,7 @@ import json
 from upath import UPath
 
 from tiled_pipeline.data.errors import LayoutError
+from tiled_pipeline.data.imageio import is_image_name
 from tiled_pipeline.data.paths import list_files
 
 _LAYOUT = "<root>/<category>/{train/good, test/<defect>, ground_truth/<defect>/<name>_mask.png}"
@@ -52,6 +53,14 @@ def folder_files(category_dir: UPath) -> dict[str, int]:
             f"category folder {category_dir} is missing or empty; lay it out as {_LAYOUT}"
         )
     return files
+
+
+def folder_images(category_dir: UPath) -> dict[str, int]:
+    """Image files of a category folder (relative path -> size in bytes).
+
+    Other files are left out, so a manifest written into the user's tree is not a data change.
+    """
+    return {name: size for name, size in list_files(category_dir).items() if is_image_name(name)}
 
 
 def files_digest(files: dict[str, int]) -> str:

@@ -27,7 +27,7 @@ from upath import UPath
 from tiled_pipeline.data.catalog import DatasetSpec
 from tiled_pipeline.data.download import download
 from tiled_pipeline.data.errors import DatasetError
-from tiled_pipeline.data.folder import files_digest, folder_files
+from tiled_pipeline.data.folder import files_digest, folder_files, folder_images
 from tiled_pipeline.data.manifest import (
     MANIFEST_NAME,
     manifest_from_files,
@@ -37,13 +37,10 @@ from tiled_pipeline.data.manifest import (
 )
 from tiled_pipeline.data.mvtec import extract_mvtec_category
 from tiled_pipeline.data.paths import as_upath, list_files, remove_tree
-from tiled_pipeline.data.synthetic import write_synthetic_category
+from tiled_pipeline.data.synthetic import GENERATOR_VERSION, write_synthetic_category
 from tiled_pipeline.data.visa import write_visa_category
 
 logger = logging.getLogger(__name__)
-
-# Bumped when the synthetic generator changes its output, so stored categories are rebuilt.
-SYNTHETIC_VERSION = 1
 
 Builder = Callable[[DatasetSpec, str, UPath, Path], list[str]]
 
@@ -89,12 +86,12 @@ def _source(spec: DatasetSpec, data_dir: UPath) -> dict[str, Any]:
     """What the stored images were produced from; a stored manifest is reused only if equal."""
     if spec.kind == "synthetic":
         config = spec.synthetic_config()
-        return {"kind": spec.kind, "version": SYNTHETIC_VERSION, **asdict(config)}
+        return {"kind": spec.kind, "version": GENERATOR_VERSION, **asdict(config)}
     if spec.kind == "folder":
         return {
             "kind": spec.kind,
             "root": str(data_dir),
-            "files": files_digest(list_files(data_dir)),
+            "files": files_digest(folder_images(data_dir)),
         }
     return {"kind": spec.kind, "sha256": spec.archive()[1]}
 
@@ -158,9 +155,14 @@ def _build_folder(spec: DatasetSpec, category: str, target: UPath, downloads: Pa
 
 
 def _download_archive(spec: DatasetSpec, downloads: Path) -> Path:
+    """Download into ``<downloads>/<first 12 digits of the SHA-256>/<file name>``.
+
+    Keying the folder by checksum means a wrong checksum override never deletes a good archive
+    cached for the right one.
+    """
     url, sha256 = spec.archive()
     name = posixpath.basename(url.split("?", 1)[0].rstrip("/")) or f"{spec.kind}.tar"
-    return download(url, downloads / name, sha256)
+    return download(url, downloads / sha256.lower()[:12] / name, sha256)
 
 
 _BUILDERS: dict[str, Builder] = {

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 SYNTHETIC_CATEGORIES = tuple(TEXTURES)
 SYNTHETIC_DEFECT_TYPES = DEFECT_TYPES
 MIN_IMAGE_SIZE = 64
+# Raised whenever the generator's output changes, so that stored categories are rebuilt.
+GENERATOR_VERSION = 1
 # Threads that generate and encode images: numpy and PNG encoding release the GIL.
 _WORKERS = min(4, os.cpu_count() or 1)
 

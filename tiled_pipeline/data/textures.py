@@ -65,8 +65,7 @@ def wood(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def speckle(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Granular stone: grains of 1-2 px and of ~6 px, sparse bright and dark crystals, soft
-    mottling."""
+    """Granular stone: grains of 1-2 px and of ~6 px, sparse crystals, soft mottling."""
     grain = rng.random((size + 1, size + 1), dtype=np.float32)
     intensity = grain[1:, 1:] + grain[:-1, :-1]  # (H+1, W+1) -> (H, W): 2x2 box, grains ~2 px
     intensity += grain[1:, :-1]
@@ -134,8 +133,11 @@ def _knots(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _thread(rng: np.random.Generator, across: np.ndarray, period: float) -> np.ndarray:
-    """Brightness across threads: 1 at a thread's centre, dark in the gaps, and each thread
-    slightly lighter or darker than its neighbours (clutter that survives downscaling)."""
+    """Brightness across threads: 1 at a thread's centre, dark in the gaps between threads.
+
+    Each thread is slightly lighter or darker than its neighbours: clutter that survives
+    downscaling, as in real fabric.
+    """
     index = np.floor(across / period).astype(np.int64)
     shade = rng.uniform(0.85, 1.15, size=int(index.max()) + 1).astype(np.float32)
     phase = across / period - index

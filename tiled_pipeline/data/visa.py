@@ -75,7 +75,7 @@ def visa_split(table: pd.DataFrame, category: str, source: str = VISA_SPLIT_CSV)
             f"split table {source} lacks columns {missing}; expected {list(_SPLIT_COLUMNS)} "
             "as in the official VisA archive"
         )
-    rows = table[table["object"] == category].fillna("")
+    rows = table[table["object"] == category].astype(object).fillna("")
     if rows.empty:
         raise DatasetError(
             f"split table {source} has no row for category {category!r}; it lists "

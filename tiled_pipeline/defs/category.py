@@ -1,6 +1,5 @@
 """Per-category assets of an experiment: merged maps and the metric report."""
 
-
 import base64
 
 import numpy as np
@@ -43,8 +42,9 @@ def build_merged_asset(experiment: Experiment) -> AssetsDefinition:
         partitions_def=category_partitions(experiment),
         deps=[AssetDep(stage_key(experiment, "tile_predictions"), partition_mapping=BY_CATEGORY)],
         group_name=experiment.name,
-        code_version=code_version("merged_maps", experiment.merge, experiment.evaluation,
-                                  experiment.setup),
+        code_version=code_version(
+            "merged_maps", experiment.merge, experiment.evaluation, experiment.setup
+        ),
         kinds={"numpy", "parquet"},
         description="Merged maps (overlap mean, seam smoothing), scores and thresholds.",
     )

@@ -1,6 +1,5 @@
 """Dataset assets: one partition per category, images on storage plus a manifest table."""
 
-
 import time
 
 from dagster import (
@@ -16,6 +15,7 @@ from dagster import (
 from tiled_pipeline.data import DatasetSpec, materialize_category
 from tiled_pipeline.defs.resources import StorageResource
 from tiled_pipeline.defs.versions import code_version
+
 
 def dataset_key(dataset_name: str) -> AssetKey:
     """Asset key of a dataset's category images."""
@@ -45,7 +45,9 @@ def build_dataset_asset(dataset_name: str, spec: DatasetSpec) -> AssetsDefinitio
             spec, category, storage.dataset(dataset_name), storage.downloads_dir()
         )
         counts = manifest.groupby(["split", "defect_type"]).size()
-        context.log.info(f"{category}: {len(manifest)} images in {time.perf_counter() - start:.1f} s")
+        context.log.info(
+            f"{category}: {len(manifest)} images in {time.perf_counter() - start:.1f} s"
+        )
         return MaterializeResult(
             metadata={
                 "path": MetadataValue.path(str(storage.dataset(dataset_name) / category)),

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from tiled_pipeline.defs.category import category_partitions
-from tiled_pipeline.defs.datasets import dataset_key, dataset_partitions
-from tiled_pipeline.defs.tiles import stage_key, tile_partitions
+from tiled_pipeline.defs.datasets import dataset_key
+from tiled_pipeline.defs.tiles import stage_key
 from tiled_pipeline.experiments import Experiment, ProjectConfig
 
 TILE_STAGES = ("tiled_crops", "tile_model", "tile_predictions")
@@ -28,12 +27,11 @@ def category_job_name(experiment: Experiment) -> str:
 
 
 def build_jobs(config: ProjectConfig) -> list[UnresolvedAssetJobDefinition]:
-    """Per dataset: its download/generation; per experiment: the tile layer and the category layer."""
+    """Per dataset: its download or generation; per experiment: the tile and category layers."""
     jobs = [
         define_asset_job(
             dataset_job_name(name),
             selection=AssetSelection.assets(dataset_key(name)),
-            partitions_def=dataset_partitions(spec),
             description=f"Download or generate the {spec.kind} dataset, one category per run.",
         )
         for name, spec in config.datasets.items()
@@ -43,7 +41,6 @@ def build_jobs(config: ProjectConfig) -> list[UnresolvedAssetJobDefinition]:
             define_asset_job(
                 tiles_job_name(experiment),
                 selection=AssetSelection.assets(*(stage_key(experiment, s) for s in TILE_STAGES)),
-                partitions_def=tile_partitions(experiment),
                 description="Crops, model and predictions of one (category, tile) partition.",
             )
         )
@@ -53,7 +50,6 @@ def build_jobs(config: ProjectConfig) -> list[UnresolvedAssetJobDefinition]:
                 selection=AssetSelection.assets(
                     *(stage_key(experiment, s) for s in CATEGORY_STAGES)
                 ),
-                partitions_def=category_partitions(experiment),
                 description="Merged maps and metric report of one category.",
             )
         )

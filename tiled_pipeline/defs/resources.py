@@ -14,7 +14,7 @@ STORAGE_ENV = "TILED_PIPELINE_STORAGE"
 
 
 def default_storage_root() -> str:
-    """``$TILED_PIPELINE_STORAGE``, else ``$DAGSTER_HOME/storage``, else ``./.dagster_home/storage``."""
+    """The storage root: ``$TILED_PIPELINE_STORAGE``, else ``$DAGSTER_HOME/storage``."""
     if os.environ.get(STORAGE_ENV):
         return os.environ[STORAGE_ENV]
     home = os.environ.get("DAGSTER_HOME") or str(Path(".dagster_home").resolve())
@@ -32,7 +32,8 @@ class StorageResource(ConfigurableResource):
         default=None, description="S3-compatible endpoint override (MinIO, other stores)."
     )
     downloads: str = Field(
-        default="", description="Local folder caching dataset archives; empty for <root>/../downloads."
+        default="",
+        description="Local folder caching dataset archives; empty for <root>/../downloads.",
     )
 
     def base(self) -> UPath:
@@ -56,8 +57,10 @@ class StorageResource(ConfigurableResource):
         """Folder holding one dataset's categories."""
         return self.base() / "datasets" / dataset_name
 
-    def partition(self, experiment: str, stage: str, category: str, tile: str | None = None) -> UPath:
-        """Folder of one stage's partition; versions and the ``_CURRENT.json`` pointer live in it."""
+    def partition(
+        self, experiment: str, stage: str, category: str, tile: str | None = None
+    ) -> UPath:
+        """Folder of one stage's partition, holding its versions and ``_CURRENT.json``."""
         folder = self.base() / "experiments" / experiment / stage / category
         return folder / tile if tile else folder
 

@@ -29,6 +29,10 @@ from tiled_pipeline.experiments import Experiment, ProjectConfig, load_config
 
 logger = logging.getLogger(__name__)
 
+# Step events are DEBUG; the console shows what the assets log (INFO and up). The UI has it all.
+SHOWN_METRICS = ("image_auroc", "pixel_auroc", "pixel_aupro", "image_f1", "pixel_f1")
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
 
 @dataclass
 class RunSummary:
@@ -53,11 +57,14 @@ class RunSummary:
         ]
         lines += [f"FAILED: {name}" for name in self.failed]
         for category, table in self.reports.items():
-            overall = table[table["defect_type"] == "all"]
-            lines.append(f"\n{category}:\n{overall.to_string(index=False, float_format='%.3f')}")
+            columns = ["defect_type", "image_score", *SHOWN_METRICS, "n_images"]
+            shown = table[columns].to_string(index=False, float_format="%.3f")
+            lines.append(f"\n{self.experiment.name} / {category}:\n{shown}")
             folder = self.storage.partition(self.experiment.name, "metric_report", category)
             lines.append(f"report: {io.current_version(folder, 'metric report')}")
-        lines.append(f"\nDagster home: {home}  (open the UI: dagster dev, then http://127.0.0.1:3000)")
+        lines.append(
+            f"\nDagster home: {home}  (open the UI: dagster dev, then http://127.0.0.1:3000)"
+        )
         return "\n".join(lines)
 
 
@@ -75,7 +82,9 @@ class GraphRunner:
         if self.force:
             return False
         view = AssetGraphView(
-            temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+            temporal_context=TemporalContext(
+                effective_dt=get_current_datetime(), last_event_id=None
+            ),
             instance=self.instance,
             asset_graph=self.graph,
         )
@@ -89,7 +98,10 @@ class GraphRunner:
             return
         logger.info("running %s", label)
         result = self.defs.resolve_job_def(job).execute_in_process(
-            instance=self.instance, partition_key=partition, raise_on_error=False
+            instance=self.instance,
+            partition_key=partition,
+            raise_on_error=False,
+            run_config=QUIET_CONSOLE,
         )
         (summary.ran if result.success else summary.failed).append(label)
 

@@ -1,6 +1,5 @@
 """The benchmark summary: every experiment and category in one table, beside the paper."""
 
-
 import pandas as pd
 from dagster import (
     AssetDep,

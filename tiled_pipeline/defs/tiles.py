@@ -1,6 +1,5 @@
 """Per-tile assets of an experiment: crops, model and predictions, one partition per tile model."""
 
-
 import time
 import warnings
 
@@ -11,6 +10,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    BetaWarning,
     MaterializeResult,
     MetadataValue,
     MultiPartitionsDefinition,
@@ -18,8 +18,6 @@ from dagster import (
     StaticPartitionsDefinition,
     asset,
 )
-
-from dagster import BetaWarning
 
 from tiled_pipeline import storage as io
 from tiled_pipeline.data import read_manifest
@@ -76,8 +74,12 @@ def build_crops_asset(experiment: Experiment) -> AssetsDefinition:
         deps=[AssetDep(dataset_key(experiment.dataset_name), partition_mapping=BY_CATEGORY)],
         group_name=experiment.name,
         code_version=code_version(
-            "tiled_crops", experiment.dataset, experiment.setup, experiment.merge.tile_mode,
-            experiment.evaluation.stats_source, experiment.evaluation.heldout_fraction,
+            "tiled_crops",
+            experiment.dataset,
+            experiment.setup,
+            experiment.merge.tile_mode,
+            experiment.evaluation.stats_source,
+            experiment.evaluation.heldout_fraction,
             experiment.seed,
         ),
         kinds={"numpy"},
@@ -85,10 +87,15 @@ def build_crops_asset(experiment: Experiment) -> AssetsDefinition:
     )
     def tiled_crops(context: AssetExecutionContext, storage: StorageResource):
         category, tile = partition_of(context, experiment)
-        manifest = read_manifest(storage.dataset(experiment.dataset_name) / category / "manifest.parquet")
+        manifest = read_manifest(
+            storage.dataset(experiment.dataset_name) / category / "manifest.parquet"
+        )
         crops = make_crops(
-            manifest, experiment.plan, experiment.positions(tile),
-            holdout_fraction(experiment), experiment.seed,
+            manifest,
+            experiment.plan,
+            experiment.positions(tile),
+            holdout_fraction(experiment),
+            experiment.seed,
         )
         folder = storage.partition(experiment.name, "tiled_crops", category, tile)
         version = io.new_version(folder)
@@ -117,8 +124,9 @@ def build_model_asset(experiment: Experiment) -> AssetsDefinition:
         partitions_def=tile_partitions(experiment),
         deps=[stage_key(experiment, "tiled_crops")],
         group_name=experiment.name,
-        code_version=code_version("tile_model", experiment.model, experiment.model_params,
-                                  experiment.batch_size),
+        code_version=code_version(
+            "tile_model", experiment.model, experiment.model_params, experiment.batch_size
+        ),
         pool="gpu",
         kinds={"pytorch"},
         description=f"A fitted {experiment.model} model for this tile key.",
@@ -132,7 +140,10 @@ def build_model_asset(experiment: Experiment) -> AssetsDefinition:
         )
         train = io.load_array(crops / "train.npy")
         model, report = fit_tile_model(
-            experiment.model, experiment.params, train, experiment.batch_size,
+            experiment.model,
+            experiment.params,
+            train,
+            experiment.batch_size,
             device.torch_device(),
         )
         folder = storage.partition(experiment.name, "tile_model", category, tile)
@@ -173,16 +184,22 @@ def build_predictions_asset(experiment: Experiment) -> AssetsDefinition:
         category, tile = partition_of(context, experiment)
         part = lambda stage: storage.partition(experiment.name, stage, category, tile)  # noqa: E731
         crops = io.current_version(part("tiled_crops"), "tiled crops")
-        checkpoint = io.load_checkpoint(io.current_version(part("tile_model"), "tile model") / "model.pt")
+        checkpoint = io.load_checkpoint(
+            io.current_version(part("tile_model"), "tile model") / "model.pt"
+        )
         model = load_model(checkpoint).to(device.torch_device())
         index = io.load_table(crops / "index.parquet")
         start = time.perf_counter()
         version = io.new_version(part("tile_predictions"))
         tables = []
         for split in ("holdout", "test"):
-            result = predict_crops(model, io.load_array(crops / f"{split}.npy"), experiment.batch_size)
+            result = predict_crops(
+                model, io.load_array(crops / f"{split}.npy"), experiment.batch_size
+            )
             io.save_array(version / f"{split}_maps.npy", result.maps)
-            tables.append(scores_table(index[index["split"] == split], result.scores, experiment, tile))
+            tables.append(
+                scores_table(index[index["split"] == split], result.scores, experiment, tile)
+            )
         io.save_table(version / "scores.parquet", pd.concat(tables, ignore_index=True))
         io.commit_version(part("tile_predictions"), version)
         seconds = time.perf_counter() - start
@@ -200,12 +217,18 @@ def build_predictions_asset(experiment: Experiment) -> AssetsDefinition:
     return tile_predictions
 
 
-def scores_table(rows: pd.DataFrame, scores: np.ndarray, experiment: Experiment, tile: str) -> pd.DataFrame:
+def scores_table(
+    rows: pd.DataFrame, scores: np.ndarray, experiment: Experiment, tile: str
+) -> pd.DataFrame:
     """Long table: one row per (image, position) with its tile score."""
     positions = experiment.positions(tile)
     frames = []
     for p, position in enumerate(positions):
-        frame = rows[["split", "image_path", "label", "defect_type", "mask_path"]].reset_index(drop=True).copy()
+        frame = (
+            rows[["split", "image_path", "label", "defect_type", "mask_path"]]
+            .reset_index(drop=True)
+            .copy()
+        )
         frame["position"] = position
         frame["score"] = scores[:, p] if len(scores) else np.zeros(0, np.float32)
         frames.append(frame)

@@ -45,7 +45,7 @@ def assign_splits(manifest: pd.DataFrame, holdout_fraction: float, seed: int) ->
         raise ValueError("the manifest has no train images; the category needs train/good images")
     table = manifest.reset_index(drop=True).copy()
     train = np.flatnonzero(table["split"].to_numpy() == "train")
-    n_holdout = int(round(holdout_fraction * len(train)))
+    n_holdout = round(holdout_fraction * len(train))
     if n_holdout >= len(train):
         raise ValueError(
             f"heldout_fraction={holdout_fraction} leaves no train image out of {len(train)}; "
@@ -59,7 +59,7 @@ def assign_splits(manifest: pd.DataFrame, holdout_fraction: float, seed: int) ->
 def load_working_image(path: str, size: int) -> torch.Tensor:
     """An image resized (bilinear, antialiased) to ``size`` x ``size``: (3, H, W) uint8."""
     image = Image.fromarray(read_image(path)).resize((size, size), Image.Resampling.BILINEAR)
-    return torch.from_numpy(np.asarray(image)).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
 
 
 def load_working_mask(path: str, size: int) -> torch.Tensor:
@@ -92,7 +92,10 @@ def crop_split(rows: pd.DataFrame, plan: TilePlan, positions: tuple[int, ...], d
 
 
 def make_crops(
-    manifest: pd.DataFrame, plan: TilePlan, positions: tuple[int, ...], holdout_fraction: float,
+    manifest: pd.DataFrame,
+    plan: TilePlan,
+    positions: tuple[int, ...],
+    holdout_fraction: float,
     seed: int,
 ) -> Crops:
     """Resize every image of a category to the plan's size and cut the crops of ``positions``.

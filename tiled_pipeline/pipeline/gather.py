@@ -45,7 +45,9 @@ def gather_split(
             maps = np.zeros((N, plan.n_tiles, *plan.tile_size), dtype=np.float32)
             scores = np.zeros((N, plan.n_tiles), dtype=np.float32)
             first = table[table["position"] == table["position"].min()]
-            images = first[["image_path", "label", "defect_type", "mask_path"]].reset_index(drop=True)
+            images = first[["image_path", "label", "defect_type", "mask_path"]].reset_index(
+                drop=True
+            )
         if tile_maps.shape[0] != len(images):
             raise ValueError(
                 f"tile {tile} holds {tile_maps.shape[0]} {split} images, expected {len(images)}; "

@@ -24,7 +24,7 @@ def merge_maps(
         (N, H, W) float32 maps at the plan's image size; overlapping pixels hold the mean of
         the tiles covering them.
     """
-    N, T, th, tw = tile_maps.shape
+    _, T, th, tw = tile_maps.shape
     if T != plan.n_tiles or (th, tw) != plan.tile_size:
         raise ValueError(
             f"tile maps of shape {tile_maps.shape} do not fit the plan "

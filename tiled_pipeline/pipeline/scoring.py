@@ -90,8 +90,12 @@ def split_images(experiment: Experiment, test: GatheredTiles, holdout: GatheredT
         return holdout, test
     strata = test.images["defect_type"].to_numpy()
     split = split_for_stats(
-        options.stats_source, len(test.images), 0,
-        fraction=options.heldout_fraction, seed=experiment.seed, strata=strata,
+        options.stats_source,
+        len(test.images),
+        0,
+        fraction=options.heldout_fraction,
+        seed=experiment.seed,
+        strata=strata,
     )
     return subset(test, split.fit_indices), subset(test, split.eval_indices)
 
@@ -224,7 +228,9 @@ def evaluate_category(
     notes += list(stats.get("warnings", []))
     figure = category_figure(experiment, maps, masks, scores, stats, title)
     return CategoryReport(
-        table=table, markdown=report_markdown(table, title=title), figure_png=figure,
+        table=table,
+        markdown=report_markdown(table, title=title),
+        figure_png=figure,
         warnings=notes,
     )
 
@@ -244,13 +250,19 @@ def category_figure(
     chosen = np.unique(np.concatenate([order[:k], order[-k:]])) if len(order) else order
     size = experiment.plan.image_size[0]
     images = np.stack(
-        [load_working_image(scores["image_path"].iloc[i], size).permute(1, 2, 0).numpy()
-         for i in chosen]
+        [
+            load_working_image(scores["image_path"].iloc[i], size).permute(1, 2, 0).numpy()
+            for i in chosen
+        ]
     )  # each (3, H, W) -> (H, W, 3)
     return anomaly_figure(
-        images, masks[chosen], maps[chosen], values[chosen],
+        images,
+        masks[chosen],
+        maps[chosen],
+        values[chosen],
         threshold=float(stats["pixel_threshold"]) if stats["threshold"] == "image" else 0.5,
-        k=k, title=title,
+        k=k,
+        title=title,
     )
 
 
