@@ -1,12 +1,14 @@
 """The whole asset graph of tiny experiments, run in a temporary Dagster instance."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from dagster import AssetKey, DagsterInstance, MultiPartitionKey
 
 from tiled_pipeline import storage as io
 from tiled_pipeline.definitions import build_definitions
-from tiled_pipeline.defs.jobs import tiles_job_name
+from tiled_pipeline.defs.jobs import category_job_name, tiles_job_name
 from tiled_pipeline.defs.resources import StorageResource
 from tiled_pipeline.defs.runner import run_experiment
 from tiled_pipeline.experiments import load_config
@@ -104,3 +106,36 @@ def test_graph_shared_model_st9_has_one_tile_partition(setup):
     assert io.load_array(crops / "train.npy").shape[1:] == (9, 32, 32, 3)
     summary_table = io.load_table(io.current_version(storage.summary(), "s") / "summary.parquet")
     assert "tiny_st9" in set(summary_table["experiment"])
+
+
+def test_graph_failed_blocking_check_keeps_previous_maps_and_blocks_report(setup, monkeypatch):
+    config, storage, instance = setup
+    assert run_experiment(
+        "tiny_ens4", ["weave"], config=config, storage=storage, instance=instance
+    ).succeeded
+    merged_folder = storage.partition("tiny_ens4", "merged_maps", "weave")
+    before = io.current_version(merged_folder, "merged maps")
+    reports_before = len(
+        instance.fetch_materializations(AssetKey(["tiny_ens4", "metric_report"]), limit=10).records
+    )
+    import tiled_pipeline.defs.category as category_module
+
+    real = category_module.merge_category
+
+    def broken(*args):
+        merged = real(*args)
+        return dataclasses.replace(merged, maps=np.full_like(merged.maps, np.nan))
+
+    monkeypatch.setattr(category_module, "merge_category", broken)
+    defs = build_definitions(config, storage=storage)
+    result = defs.resolve_job_def(
+        category_job_name(config.experiment("tiny_ens4"))
+    ).execute_in_process(instance=instance, partition_key="weave", raise_on_error=False)
+    assert not result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["maps_cover_every_image"] is False
+    assert io.current_version(merged_folder, "merged maps") == before
+    reports_after = len(
+        instance.fetch_materializations(AssetKey(["tiny_ens4", "metric_report"]), limit=10).records
+    )
+    assert reports_after == reports_before

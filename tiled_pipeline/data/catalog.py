@@ -38,7 +38,7 @@ class DatasetSpec:
         url: "mvtec_ad"/"visa" only: archive URL overriding the official one (a mirror).
         sha256: "mvtec_ad"/"visa" only: the archive's SHA-256; required with ``url``.
         image_size: "synthetic" only: side of the square images in pixels, >= 64.
-        seed: "synthetic" only: generator seed.
+        seed: "synthetic" only: generator seed, >= 0.
         n_train: "synthetic" only: normal training images per category, >= 1.
         n_test_good: "synthetic" only: normal test images per category, >= 0.
         n_test_defect: "synthetic" only: anomalous test images per category, >= 0.
@@ -140,6 +140,8 @@ class DatasetSpec:
             raise ValueError(
                 f"image_size must be >= {MIN_IMAGE_SIZE} pixels, got {self.image_size}"
             )
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.n_train < 1:
             raise ValueError(f"n_train must be >= 1, got {self.n_train}")
         if self.n_test_good < 0 or self.n_test_defect < 0:

@@ -13,7 +13,7 @@ import hashlib
 import http.client
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
@@ -162,7 +162,8 @@ def _stream(
     """Append the response body to ``part`` (kept from byte ``offset``); return the digest."""
     length = response.headers.get("Content-Length")
     total = offset + int(length) if length is not None else None
-    digest = _prefix_digest(part, offset, chunk_size)
+    digest = hashlib.sha256()
+    _read_prefix(part, offset, chunk_size, digest.update)
     with (
         part.open("r+b" if offset else "wb") as sink,
         tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=label) as bar,
@@ -182,16 +183,15 @@ def _stream(
     return digest.hexdigest()
 
 
-def _prefix_digest(part: Path, offset: int, chunk_size: int) -> hashlib._Hash:
-    """Hash object primed with the first ``offset`` bytes of ``part``."""
-    digest = hashlib.sha256()
-    if offset:
-        with part.open("rb") as stream:
-            remaining = offset
-            while remaining and (chunk := stream.read(min(chunk_size, remaining))):
-                digest.update(chunk)
-                remaining -= len(chunk)
-    return digest
+def _read_prefix(path: Path, length: int, chunk_size: int, sink: Callable[[bytes], object]) -> None:
+    """Feed the first ``length`` bytes of ``path`` to ``sink`` (to hash a resumed file)."""
+    if not length:
+        return
+    with path.open("rb") as stream:
+        remaining = length
+        while remaining and (chunk := stream.read(min(chunk_size, remaining))):
+            sink(chunk)
+            remaining -= len(chunk)
 
 
 def _incomplete(

@@ -62,12 +62,16 @@ def safe_extract(
     root = as_upath(target)
     written: list[str] = []
     folders: set[str] = set()
-    bar = tqdm(desc=f"extract {Path(archive).name}", unit="file")
     try:
-        with tarfile.open(archive, "r:*") as tar, bar:
+        with (
+            tarfile.open(archive, "r:*") as tar,
+            tqdm(desc=f"extract {Path(archive).name}", unit="file") as bar,
+        ):
             for member in tar:
                 name = checked_member_name(member, archive)
-                if name is None or member.isdir() or (members and not members(name)):
+                if name is None or member.isdir():
+                    continue
+                if members is not None and not members(name):
                     continue
                 _write_member(tar, member, root / name, archive, folders)
                 written.append(name)

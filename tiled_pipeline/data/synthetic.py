@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import zlib
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -133,9 +132,9 @@ def write_synthetic_category(category: str, target: UPath, config: SyntheticConf
             (target / item.mask_name).write_bytes(encode_png(mask))
 
     with ThreadPoolExecutor(_WORKERS) as pool:
-        done: Iterator[None] = pool.map(write, items)
+        done = pool.map(write, items)
         for _ in tqdm(done, total=len(items), desc=f"synthesize {category}", unit="image"):
-            pass
+            pass  # iterating re-raises the first exception of a worker
     logger.info(
         "generated %d synthetic %s images of %dx%d px in %s",
         len(items),
@@ -178,7 +177,8 @@ def _generators(
         defect_code,
         item.index,
     ]
-    texture, defect = np.random.SeedSequence(entropy).spawn(2)
-    return np.random.Generator(np.random.PCG64(texture)), np.random.Generator(
-        np.random.PCG64(defect)
+    texture, defect = (
+        np.random.Generator(np.random.PCG64(child))
+        for child in np.random.SeedSequence(entropy).spawn(2)
     )
+    return texture, defect

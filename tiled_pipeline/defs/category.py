@@ -4,6 +4,8 @@ import base64
 
 import numpy as np
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
     AssetDep,
     AssetExecutionContext,
     AssetsDefinition,
@@ -14,6 +16,12 @@ from dagster import (
 )
 
 from tiled_pipeline import storage as io
+from tiled_pipeline.defs.checks import (
+    check_merged,
+    check_report,
+    merged_check_specs,
+    report_check_specs,
+)
 from tiled_pipeline.defs.resources import StorageResource
 from tiled_pipeline.defs.tiles import BY_CATEGORY, stage_key
 from tiled_pipeline.defs.versions import code_version
@@ -27,6 +35,19 @@ def as_float16(maps: np.ndarray) -> np.ndarray:
     if np.abs(maps).max(initial=0.0) < np.finfo(np.float16).max:
         return maps.astype(np.float16)
     return maps.astype(np.float32)
+
+
+def commit_if_passed(context, folder, version, checks: list[AssetCheckResult], stage: str) -> bool:
+    """Commit ``version`` only when every blocking check passed; else keep the previous one."""
+    if all(check.passed or check.severity == AssetCheckSeverity.WARN for check in checks):
+        io.commit_version(folder, version)
+        return True
+    failed = [c.check_name for c in checks if not c.passed]
+    context.log.error(
+        f"{stage}: blocking check(s) {failed} failed; the new output stays uncommitted at "
+        f"{version} and the previous version (if any) remains in force"
+    )
+    return False
 
 
 def category_partitions(experiment: Experiment) -> StaticPartitionsDefinition:
@@ -46,6 +67,7 @@ def build_merged_asset(experiment: Experiment) -> AssetsDefinition:
             "merged_maps", experiment.merge, experiment.evaluation, experiment.setup
         ),
         kinds={"numpy", "parquet"},
+        check_specs=merged_check_specs(stage_key(experiment, "merged_maps")),
         description="Merged maps (overlap mean, seam smoothing), scores and thresholds.",
     )
     def merged_maps(context: AssetExecutionContext, storage: StorageResource):
@@ -58,6 +80,7 @@ def build_merged_asset(experiment: Experiment) -> AssetsDefinition:
         test = gather_split(experiment, "test", version_of)
         holdout = gather_split(experiment, "holdout", version_of)
         merged = merge_category(experiment, test, holdout)
+        checks = check_merged(experiment, merged.maps, merged.scores)
         folder = storage.partition(experiment.name, "merged_maps", category)
         version = io.new_version(folder)
         io.save_array(version / "maps.npy", as_float16(merged.maps))
@@ -66,9 +89,11 @@ def build_merged_asset(experiment: Experiment) -> AssetsDefinition:
             io.save_array(version / "predicted_masks.npy", merged.predicted_masks)
         io.save_table(version / "scores.parquet", merged.scores)
         io.save_json(version / "stats.json", merged.stats)
-        io.commit_version(folder, version)
+        committed = commit_if_passed(context, folder, version, checks, "merged_maps")
         return MaterializeResult(
+            check_results=checks,
             metadata={
+                "committed": committed,
                 "path": MetadataValue.path(str(version)),
                 "n_images": len(merged.scores),
                 "map_shape": str(tuple(merged.maps.shape[1:])),
@@ -76,7 +101,7 @@ def build_merged_asset(experiment: Experiment) -> AssetsDefinition:
                 "stats_source": experiment.evaluation.stats_source,
                 "image_threshold_map_max": float(merged.stats["image_thresholds"]["map_max"]),
                 "pixel_threshold": float(merged.stats["pixel_threshold"]),
-            }
+            },
         )
 
     return merged_maps
@@ -92,6 +117,7 @@ def build_report_asset(experiment: Experiment) -> AssetsDefinition:
         group_name=experiment.name,
         code_version=code_version("metric_report", experiment.evaluation),
         kinds={"parquet"},
+        check_specs=report_check_specs(experiment, stage_key(experiment, "metric_report")),
         description="Metric table (parquet), markdown summary and a figure of the extremes.",
     )
     def metric_report(context: AssetExecutionContext, storage: StorageResource):
@@ -100,21 +126,24 @@ def build_report_asset(experiment: Experiment) -> AssetsDefinition:
             storage.partition(experiment.name, "merged_maps", category), "merged maps"
         )
         predicted = merged / "predicted_masks.npy"
+        scores = io.load_table(merged / "scores.parquet")
         report = evaluate_category(
             experiment,
             maps=io.load_array(merged / "maps.npy").astype(np.float32),
             masks=io.load_array(merged / "masks.npy"),
-            scores=io.load_table(merged / "scores.parquet"),
+            scores=scores,
             stats=io.load_json(merged / "stats.json"),
             predicted_masks=io.load_array(predicted) if predicted.exists() else None,
             title=f"{experiment.name} / {category}",
         )
+        defect_types = set(scores.loc[scores["label"] == 1, "defect_type"])
+        checks = check_report(experiment, report.table, defect_types)
         folder = storage.partition(experiment.name, "metric_report", category)
         version = io.new_version(folder)
         io.save_table(version / "metrics.parquet", report.table)
         io.write_bytes(version / "report.md", report.markdown.encode())
         io.write_bytes(version / "figure.png", report.figure_png)
-        io.commit_version(folder, version)
+        committed = commit_if_passed(context, folder, version, checks, "metric_report")
         for warning in report.warnings:
             context.log.warning(warning)
         image = base64.b64encode(report.figure_png).decode()
@@ -122,7 +151,9 @@ def build_report_asset(experiment: Experiment) -> AssetsDefinition:
         overall = table[(table["defect_type"] == "all") & (table["image_score"] == "map_max")]
         overall = overall.iloc[0]
         return MaterializeResult(
+            check_results=checks,
             metadata={
+                "committed": committed,
                 "path": MetadataValue.path(str(version)),
                 "summary": MetadataValue.md(report.markdown),
                 "figure": MetadataValue.md(f"![anomaly maps](data:image/png;base64,{image})"),
@@ -130,7 +161,7 @@ def build_report_asset(experiment: Experiment) -> AssetsDefinition:
                     name: MetadataValue.float(float(overall[name]))
                     for name in ("image_auroc", "pixel_auroc", "pixel_aupro")
                 },
-            }
+            },
         )
 
     return metric_report

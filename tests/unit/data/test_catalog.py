@@ -76,6 +76,7 @@ def test_dataset_spec_archive_uses_override() -> None:
         ({"url": "http://x/y.tar", "sha256": "a" * 64}, ValueError, "only read for kinds"),
         ({"kind": "mvtec_ad", "url": "http://x/y.tar"}, ValueError, "sha256 must be given"),
         ({"image_size": 16}, ValueError, "image_size must be >= 64"),
+        ({"seed": -1}, ValueError, "seed must be >= 0"),
         ({"n_train": 0}, ValueError, "n_train must be >= 1"),
         ({"n_test_defect": -1}, ValueError, "must be >= 0"),
         ({"n_test_good": 0, "n_test_defect": 0}, ValueError, "a category needs tests"),

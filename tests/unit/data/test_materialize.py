@@ -277,3 +277,28 @@ def test_materialize_folder_not_following_layout(make_image, tmp_path: Path) -> 
 
     with pytest.raises(LayoutError, match="empty train set"):
         materialize_category(spec, "widget", tmp_path / "storage", tmp_path / "dl")
+
+
+def test_materialize_synthetic_on_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        endpoint = "http://{}:{}".format(*server.get_host_and_port())
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="datasets")
+        storage = UPath("s3://datasets/synthetic", endpoint_url=endpoint)
+
+        manifest = materialize_category(SYNTHETIC, "wood", storage, tmp_path / "dl")
+        again = materialize_category(SYNTHETIC, "wood", storage, tmp_path / "dl")
+
+        assert manifest["image_path"].str.startswith("s3://datasets/synthetic/wood/").all()
+        pd.testing.assert_frame_equal(again, manifest)
+        image = read_image(UPath(manifest["image_path"].iloc[0], endpoint_url=endpoint))
+        assert image.shape == (128, 128, 3)
+        assert not [p for p in storage.fs.find("datasets/synthetic") if ".tmp-" in p]
+    finally:
+        server.stop()

@@ -1,11 +1,13 @@
 """The scale-out configurations under deploy/ load against the packages' own config schemas.
 
-Nothing reaches a cluster, broker or database: instance files go through
-``dagster_instance_config`` and the ``config_type()`` of the classes they name, executor configs
-through the executors' config schemas, and Kubernetes tags through dagster-k8s's tag parser and
-Kubernetes model check. The Helm chart's values.schema.json is not available offline; the values
-file is checked against the chart keys it uses (``CHART_KEYS``) and its run launcher section is
-rendered the way the chart's instance template renders it, then validated like the other files.
+Nothing reaches a cluster, broker or database: instance files load through ``InstanceRef`` (the
+instance schema) and the ``config_type()`` of the classes they name, executor configs through the
+executors' config schemas, and Kubernetes tags through dagster-k8s's tag parser and Kubernetes
+model check; a run pod's Job is built as the K8sRunLauncher builds it, without a cluster.
+
+The Helm chart's values.schema.json is not available offline: the values file is checked against
+the chart keys it uses (``CHART_KEYS``), and its run launcher section is rendered the way the
+chart's instance template renders it, then validated like the other instance files.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from dagster import (
     asset,
     define_asset_job,
 )
-from dagster._cli.job import _normalize_cli_tags
+from dagster._cli.job import _normalize_cli_tags, gen_partition_names_from_args
 from dagster._config import process_config
 from dagster._core.errors import DagsterInvalidConfigError
 from dagster._core.execution.api import create_execution_plan
@@ -331,6 +333,22 @@ def test_k8s_job_executor_per_step_keys_are_model_op_names() -> None:
     assert keys == {f"{name}__{stage}" for name in configured for stage in STAGES}
 
 
+def test_backfill_from_to_selects_exactly_the_tiles_of_one_category() -> None:
+    # Imported here so that the config checks above do not depend on the asset modules.
+    from tiled_pipeline.defs.tiles import tile_partitions
+    from tiled_pipeline.experiments import load_config
+
+    for experiment in load_config().experiments:
+        keys = tile_partitions(experiment).get_partition_keys()
+        for category in experiment.categories:
+            first, last = (f"{category}|{experiment.tile_keys[i]}" for i in (0, -1))
+
+            # the slicing `dagster job backfill --from first --to last` applies
+            selected = gen_partition_names_from_args(keys, False, None, first, last)
+
+            assert selected == [f"{category}|{tile}" for tile in experiment.tile_keys]
+
+
 def test_gpu_step_tags_route_model_step_to_gpu_queue_and_gpu_pod() -> None:
     tags = load("gpu_step_tags.yaml")
     partitions = StaticPartitionsDefinition(["bottle|g3x3r0c0"])
@@ -555,7 +573,7 @@ def executor_check(schema: Callable[[], Any]) -> Callable[[dict[str, Any], Path]
 MISSPELLINGS = [
     ("k8s/dagster.yaml", "run_launcher.config.job_namespace", "job_namspace", validate_instance),
     ("k8s/dagster.yaml", "concurrency", "concurency", validate_instance),
-    ("k8s/dagster.yaml", "storage.postgres.postgres_db.hostname", "host", validate_instance),
+    ("k8s/dagster.yaml", "storage.postgres.postgres_db.hostname", "hostnme", validate_instance),
     ("celery/dagster.yaml", "concurrency.pools.default_limit", "defaultlimit", validate_instance),
     (
         "k8s/values.yaml",
