@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetsDefinition, Definitions
 
+from tiled_pipeline.defs.automation import build_new_images_sensor, build_retrain_schedule
 from tiled_pipeline.defs.category import build_merged_asset, build_report_asset
 from tiled_pipeline.defs.datasets import build_dataset_asset
 from tiled_pipeline.defs.jobs import build_jobs
@@ -37,6 +38,8 @@ def build_definitions(
     return Definitions(
         assets=assets,
         jobs=build_jobs(config),
+        schedules=[build_retrain_schedule(e) for e in config.experiments],
+        sensors=[build_new_images_sensor(n, s) for n, s in config.datasets.items()],
         resources={
             "storage": storage or StorageResource(),
             "device": device or DeviceResource(),

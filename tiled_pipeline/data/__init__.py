@@ -18,7 +18,7 @@ from tiled_pipeline.data.errors import (
 from tiled_pipeline.data.extract import safe_extract
 from tiled_pipeline.data.imageio import read_image, read_mask
 from tiled_pipeline.data.manifest import MANIFEST_COLUMNS, MANIFEST_NAME, read_manifest
-from tiled_pipeline.data.materialize import materialize_category
+from tiled_pipeline.data.materialize import materialize_category, source_fingerprint
 from tiled_pipeline.data.mvtec import MVTEC_CATEGORIES, MVTEC_SHA256, MVTEC_URL
 from tiled_pipeline.data.synthetic import SYNTHETIC_CATEGORIES, SYNTHETIC_DEFECT_TYPES
 from tiled_pipeline.data.visa import VISA_CATEGORIES, VISA_SHA256, VISA_URL
@@ -47,6 +47,7 @@ __all__ = [
     "download",
     "file_sha256",
     "materialize_category",
+    "source_fingerprint",
     "read_image",
     "read_manifest",
     "read_mask",

@@ -14,6 +14,8 @@ Steps for a category:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import posixpath
 from collections.abc import Callable
@@ -80,6 +82,18 @@ def materialize_category(
     manifest = manifest_from_files(data_dir, files)
     write_manifest(manifest, manifest_path, source)
     return manifest
+
+
+def source_fingerprint(spec: DatasetSpec, category: str) -> str:
+    """A digest of what a category would be built from; it changes when the source changes.
+
+    Synthetic: the generator settings; archives: the archive checksum; folder: the names and
+    sizes of the category's image and mask files (one listing of the user's tree).
+    """
+    spec.check_category(category)
+    data_dir = as_upath(spec.root) / category if spec.kind == "folder" else UPath(category)
+    text = json.dumps(_source(spec, data_dir), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _source(spec: DatasetSpec, data_dir: UPath) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from tiled_pipeline.defs.checks import (
     merged_check_specs,
     report_check_specs,
 )
+from tiled_pipeline.defs.conditions import CASCADE
 from tiled_pipeline.defs.resources import StorageResource
 from tiled_pipeline.defs.tiles import BY_CATEGORY, stage_key
 from tiled_pipeline.defs.versions import code_version
@@ -62,6 +63,7 @@ def build_merged_asset(experiment: Experiment) -> AssetsDefinition:
         key=stage_key(experiment, "merged_maps"),
         partitions_def=category_partitions(experiment),
         deps=[AssetDep(stage_key(experiment, "tile_predictions"), partition_mapping=BY_CATEGORY)],
+        automation_condition=CASCADE,
         group_name=experiment.name,
         code_version=code_version(
             "merged_maps", experiment.merge, experiment.evaluation, experiment.setup
@@ -114,6 +116,7 @@ def build_report_asset(experiment: Experiment) -> AssetsDefinition:
         key=stage_key(experiment, "metric_report"),
         partitions_def=category_partitions(experiment),
         deps=[stage_key(experiment, "merged_maps")],
+        automation_condition=CASCADE,
         group_name=experiment.name,
         code_version=code_version("metric_report", experiment.evaluation),
         kinds={"parquet"},

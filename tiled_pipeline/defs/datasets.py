@@ -6,13 +6,14 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    DataVersion,
     MaterializeResult,
     MetadataValue,
     StaticPartitionsDefinition,
     asset,
 )
 
-from tiled_pipeline.data import DatasetSpec, materialize_category
+from tiled_pipeline.data import DatasetSpec, materialize_category, source_fingerprint
 from tiled_pipeline.defs.resources import StorageResource
 from tiled_pipeline.defs.versions import code_version
 
@@ -49,6 +50,7 @@ def build_dataset_asset(dataset_name: str, spec: DatasetSpec) -> AssetsDefinitio
             f"{category}: {len(manifest)} images in {time.perf_counter() - start:.1f} s"
         )
         return MaterializeResult(
+            data_version=DataVersion(source_fingerprint(spec, category)),
             metadata={
                 "path": MetadataValue.path(str(storage.dataset(dataset_name) / category)),
                 "n_images": len(manifest),
@@ -57,7 +59,7 @@ def build_dataset_asset(dataset_name: str, spec: DatasetSpec) -> AssetsDefinitio
                 "n_anomalous": int(manifest["label"].sum()),
                 "image_size": f"{int(manifest['height'].max())}x{int(manifest['width'].max())}",
                 "counts": MetadataValue.md(counts.rename("images").to_frame().to_markdown()),
-            }
+            },
         )
 
     return category_images

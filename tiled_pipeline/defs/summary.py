@@ -12,6 +12,7 @@ from dagster import (
 )
 
 from tiled_pipeline import storage as io
+from tiled_pipeline.defs.conditions import CASCADE
 from tiled_pipeline.defs.resources import StorageResource
 from tiled_pipeline.defs.tiles import stage_key
 from tiled_pipeline.defs.versions import code_version
@@ -45,6 +46,7 @@ def build_summary_asset(config: ProjectConfig) -> AssetsDefinition:
     @asset(
         key=SUMMARY_KEY,
         deps=[AssetDep(stage_key(e, "metric_report")) for e in config.experiments],
+        automation_condition=CASCADE,
         group_name="summary",
         code_version=code_version("benchmark_summary", tuple(e.name for e in config.experiments)),
         kinds={"parquet"},

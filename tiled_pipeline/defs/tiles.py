@@ -21,6 +21,7 @@ from dagster import (
 
 from tiled_pipeline import storage as io
 from tiled_pipeline.data import read_manifest
+from tiled_pipeline.defs.conditions import CASCADE
 from tiled_pipeline.defs.datasets import dataset_key
 from tiled_pipeline.defs.resources import DeviceResource, StorageResource
 from tiled_pipeline.defs.versions import code_version
@@ -72,6 +73,7 @@ def build_crops_asset(experiment: Experiment) -> AssetsDefinition:
         key=stage_key(experiment, "tiled_crops"),
         partitions_def=tile_partitions(experiment),
         deps=[AssetDep(dataset_key(experiment.dataset_name), partition_mapping=BY_CATEGORY)],
+        automation_condition=CASCADE,
         group_name=experiment.name,
         code_version=code_version(
             "tiled_crops",
@@ -123,6 +125,7 @@ def build_model_asset(experiment: Experiment) -> AssetsDefinition:
         key=stage_key(experiment, "tile_model"),
         partitions_def=tile_partitions(experiment),
         deps=[stage_key(experiment, "tiled_crops")],
+        automation_condition=CASCADE,
         group_name=experiment.name,
         code_version=code_version(
             "tile_model", experiment.model, experiment.model_params, experiment.batch_size
@@ -172,6 +175,7 @@ def build_predictions_asset(experiment: Experiment) -> AssetsDefinition:
         key=stage_key(experiment, "tile_predictions"),
         partitions_def=tile_partitions(experiment),
         deps=[stage_key(experiment, "tile_model"), stage_key(experiment, "tiled_crops")],
+        automation_condition=CASCADE,
         group_name=experiment.name,
         code_version=code_version("tile_predictions", experiment.batch_size),
         pool="gpu",

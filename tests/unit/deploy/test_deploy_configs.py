@@ -16,6 +16,7 @@ import copy
 import importlib
 import json
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -34,7 +35,11 @@ from dagster import (
     asset,
     define_asset_job,
 )
-from dagster._cli.job import _normalize_cli_tags, gen_partition_names_from_args
+from dagster._cli.job import (
+    _normalize_cli_tags,
+    gen_partition_names_from_args,
+    job_backfill_command,
+)
 from dagster._config import process_config
 from dagster._core.errors import DagsterInvalidConfigError
 from dagster._core.execution.api import create_execution_plan
@@ -349,6 +354,61 @@ def test_backfill_from_to_selects_exactly_the_tiles_of_one_category() -> None:
             assert selected == [f"{category}|{tile}" for tile in experiment.tile_keys]
 
 
+def readme_backfills() -> list[dict[str, Any]]:
+    """The options of every ``dagster job backfill`` in the README, as the CLI parses them.
+
+    Full commands are parsed by the real click command (unknown options fail); the workspace
+    path, which only exists in a deployment, is pointed at the repository's workspace.yaml. The
+    short ``-j <job> --partitions <key>`` mentions in the prose become the same option dicts.
+    """
+    text = README.read_text().replace("\\\n", " ")
+    parsed = []
+    for command in re.findall(r"dagster job backfill (-[^\n`]+)", text):
+        args = shlex.split(command)
+        if "-j" not in args:  # `dagster job backfill --help`
+            continue
+        if "-w" in args:
+            args[args.index("-w") + 1] = str(ROOT / "workspace.yaml")
+        parsed.append(job_backfill_command.make_context("backfill", args).params)
+    for job, partitions in re.findall(r"`-j (\S+) --partitions (\S+)`", text):
+        parsed.append({"job_name": job, "partitions": partitions.strip("'")})
+    return parsed
+
+
+def job_partitions() -> dict[str, Any]:
+    """The partitions definition of every partitioned job of the default experiments file."""
+    # Imported here so that the config checks above do not depend on the asset modules.
+    from tiled_pipeline.defs.category import category_partitions
+    from tiled_pipeline.defs.datasets import dataset_partitions
+    from tiled_pipeline.defs.jobs import category_job_name, dataset_job_name, tiles_job_name
+    from tiled_pipeline.defs.tiles import tile_partitions
+    from tiled_pipeline.experiments import load_config
+
+    config = load_config()
+    jobs = {dataset_job_name(name): dataset_partitions(s) for name, s in config.datasets.items()}
+    for experiment in config.experiments:
+        jobs[tiles_job_name(experiment)] = tile_partitions(experiment)
+        jobs[category_job_name(experiment)] = category_partitions(experiment)
+    return jobs
+
+
+def test_readme_backfill_commands_name_real_jobs_and_partitions() -> None:
+    jobs = job_partitions()
+    backfills = readme_backfills()
+
+    assert len(backfills) >= 4
+    for options in backfills:
+        keys = jobs[options["job_name"]].get_partition_keys()
+        selected = gen_partition_names_from_args(
+            keys,
+            bool(options.get("all_partitions")),
+            options.get("partitions"),
+            options.get("start_partition"),
+            options.get("end_partition"),
+        )
+        assert selected and len({key.split("|")[0] for key in selected}) == 1, options
+
+
 def test_gpu_step_tags_route_model_step_to_gpu_queue_and_gpu_pod() -> None:
     tags = load("gpu_step_tags.yaml")
     partitions = StaticPartitionsDefinition(["bottle|g3x3r0c0"])
@@ -547,6 +607,19 @@ def test_readme_documents_every_environment_variable() -> None:
 
     assert names >= {"DAGSTER_PG_PASSWORD", "DAGSTER_CELERY_BROKER_URL"}
     assert {name for name in names if f"`{name}`" not in text} == set()
+
+
+def test_deploy_files_refer_to_readme_sections_that_exist() -> None:
+    headings = set(re.findall(r"^#{2,3} (.+)$", README.read_text(), re.M))
+    files = sorted(DEPLOY.rglob("*.yaml"))
+
+    references = {
+        (path.name, section)
+        for path in files
+        for section in re.findall(r'README\.md, "([^"]+)"', path.read_text())
+    }
+
+    assert references and {ref for ref in references if ref[1] not in headings} == set()
 
 
 def rename_key(config: dict[str, Any], path: str, new: str) -> dict[str, Any]:
