@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import fsspec
 import torch
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -39,10 +40,11 @@ class StorageResource(ConfigurableResource):
     def base(self) -> UPath:
         """The storage root as a ``UPath`` with the endpoint override applied."""
         root = self.root or default_storage_root()
-        options = {}
         if self.endpoint_url and root.startswith(("s3://", "s3a://")):
-            options["client_kwargs"] = {"endpoint_url": self.endpoint_url}
-        return UPath(root, **options)
+            # Manifests and tables hold plain s3:// strings that are opened later without this
+            # resource, so the endpoint goes into fsspec's defaults for the s3 protocol.
+            fsspec.config.conf.setdefault("s3", {})["endpoint_url"] = self.endpoint_url
+        return UPath(root)
 
     def downloads_dir(self) -> Path:
         """Local folder for dataset archives (downloads stream to local disk, then extract)."""

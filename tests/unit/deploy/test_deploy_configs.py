@@ -31,7 +31,6 @@ from dagster import (
     AssetKey,
     DagsterRun,
     Definitions,
-    StaticPartitionsDefinition,
     asset,
     define_asset_job,
 )
@@ -272,13 +271,13 @@ def readme_gpu_run_tags() -> str:
 
 def test_k8s_instance_loads_against_package_schemas(tmp_path: Path, dummy_env: dict) -> None:
     processed = validate_instance(load("k8s/dagster.yaml"), tmp_path / "home")
+    postgres = processed["storage"]["config"]["postgres_db"]
 
-    assert processed["storage"]["config"]["postgres_db"]["hostname"] == dummy_env["DAGSTER_PG_HOST"]
-    assert (
-        processed["storage"]["config"]["postgres_db"]["password"]
-        == dummy_env["DAGSTER_PG_PASSWORD"]
-    )
-    assert processed["run_launcher"]["config"]["job_namespace"] == "dagster"
+    assert processed["storage"]["class"] == "DagsterPostgresStorage"
+    assert processed["run_launcher"]["class"] == "K8sRunLauncher"
+    assert processed["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert postgres["hostname"] == dummy_env["DAGSTER_PG_HOST"]  # resolved from the environment
+    assert postgres["password"] == dummy_env["DAGSTER_PG_PASSWORD"]
 
 
 def test_k8s_run_pod_of_tile_run_gets_one_gpu(
@@ -411,14 +410,8 @@ def test_readme_backfill_commands_name_real_jobs_and_partitions() -> None:
 
 def test_gpu_step_tags_route_model_step_to_gpu_queue_and_gpu_pod() -> None:
     tags = load("gpu_step_tags.yaml")
-    partitions = StaticPartitionsDefinition(["bottle|g3x3r0c0"])
 
-    @asset(
-        key=AssetKey(["padim_ens9", "tile_model"]),
-        op_tags=tags,
-        pool="gpu",
-        partitions_def=partitions,
-    )
+    @asset(key=AssetKey(["padim_ens9", "tile_model"]), op_tags=tags, pool="gpu")
     def tile_model() -> None:
         """A stand-in carrying the tags as the real model asset would."""
 
@@ -432,7 +425,7 @@ def test_gpu_step_tags_route_model_step_to_gpu_queue_and_gpu_pod() -> None:
     assert limits[GPU] == 1
 
 
-def test_tag_concurrency_limits_use_tags_backfill_runs_carry(dummy_env: dict) -> None:
+def test_tag_concurrency_limits_use_tags_backfill_runs_carry() -> None:
     backfill_tags = DagsterRun.tags_for_backfill_id("abc")
     for relative in ("k8s/dagster.yaml", "celery/dagster.yaml"):
         limits = load(relative)["concurrency"]["runs"]["tag_concurrency_limits"]
@@ -562,11 +555,11 @@ def test_celery_instance_loads_against_package_schemas(tmp_path: Path, dummy_env
     config = load("celery/dagster.yaml")
 
     processed = validate_instance(config, tmp_path / "home")
+    postgres = processed["storage"]["config"]["postgres_db"]
 
-    assert (
-        processed["storage"]["config"]["postgres_db"]["username"]
-        == dummy_env["DAGSTER_PG_USERNAME"]
-    )
+    assert processed["storage"]["class"] == "DagsterPostgresStorage"
+    assert processed["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert postgres["username"] == dummy_env["DAGSTER_PG_USERNAME"]
     assert processed["run_launcher"]["class"] == "DefaultRunLauncher"  # steps go to Celery
     assert config["concurrency"]["pools"]["granularity"] == "op"
 
