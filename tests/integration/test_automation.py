@@ -14,9 +14,9 @@ from dagster import (
     evaluate_automation_conditions,
 )
 
+from tiled_pipeline.definitions import build_definitions
 from tiled_pipeline.defs.resources import StorageResource
 from tiled_pipeline.defs.runner import run_experiment
-from tiled_pipeline.definitions import build_definitions
 from tiled_pipeline.experiments import load_config, parse_config
 
 pytestmark = pytest.mark.slow

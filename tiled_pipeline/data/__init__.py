@@ -47,9 +47,9 @@ __all__ = [
     "download",
     "file_sha256",
     "materialize_category",
-    "source_fingerprint",
     "read_image",
     "read_manifest",
     "read_mask",
     "safe_extract",
+    "source_fingerprint",
 ]

@@ -36,6 +36,19 @@ with warnings.catch_warnings():
     BY_CATEGORY = MultiToSingleDimensionPartitionMapping(partition_dimension_name="category")
 
 
+# Tags of the model steps for scale-out engines (see deploy/README.md): the Celery executor routes
+# them to the `gpu` queue; the k8s_job_executor gives their pods one GPU. Ignored locally.
+GPU_STEP_TAGS = {
+    "dagster-celery/queue": "gpu",
+    "dagster-k8s/config": {
+        "container_config": {"resources": {"limits": {"nvidia.com/gpu": 1}}},
+        "pod_spec_config": {
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        },
+    },
+}
+
+
 def tile_partitions(experiment: Experiment) -> MultiPartitionsDefinition:
     """category x tile; tile keys carry the grid so different grids never share a key."""
     return MultiPartitionsDefinition(
@@ -131,6 +144,7 @@ def build_model_asset(experiment: Experiment) -> AssetsDefinition:
             "tile_model", experiment.model, experiment.model_params, experiment.batch_size
         ),
         pool="gpu",
+        op_tags=GPU_STEP_TAGS,
         kinds={"pytorch"},
         description=f"A fitted {experiment.model} model for this tile key.",
     )
@@ -179,6 +193,7 @@ def build_predictions_asset(experiment: Experiment) -> AssetsDefinition:
         group_name=experiment.name,
         code_version=code_version("tile_predictions", experiment.batch_size),
         pool="gpu",
+        op_tags=GPU_STEP_TAGS,
         kinds={"numpy", "parquet"},
         description="Anomaly maps (float16 .npy) and tile scores (parquet) of this tile key.",
     )
