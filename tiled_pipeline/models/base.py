@@ -90,6 +90,22 @@ class AnomalyModel(nn.Module, ABC):
         return {"model": self.name, "config": self.config_dict(), "state": state}
 
 
+def check_images(images: Any, owner: str = "the model") -> torch.Tensor:
+    """Return ``images`` if it is a (B, 3, H, W) floating tensor, else raise naming ``owner``.
+
+    Values are expected in [0, 1] but not checked (that would cost a pass over every batch).
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{owner} expects images as a torch.Tensor, got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
+        raise ValueError(
+            f"{owner} expects images of shape (B, 3, H, W) as floats in [0, 1], got shape "
+            f"{tuple(images.shape)} of {images.dtype}; convert uint8 (B, H, W, 3) crops with "
+            "images.permute(0, 3, 1, 2).float() / 255"
+        )
+    return images
+
+
 class Stopwatch:
     """Measures wall seconds of a block: ``with Stopwatch() as sw: ...; sw.seconds``."""
 

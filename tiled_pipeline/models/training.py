@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from tiled_pipeline.models.base import FitReport
+from tiled_pipeline.models.base import FitReport, check_images
 
 logger = logging.getLogger(__name__)
 
@@ -68,25 +68,6 @@ def check_schedule(epochs: int, batch_size: int, val_fraction: float, patience: 
         raise ValueError(f"early_stopping_patience must be >= 1 epoch, got {patience}")
 
 
-def check_images(images: Any, name: str = "images") -> torch.Tensor:
-    """Return ``images`` if it is a (B, 3, th, tw) floating tensor, else raise.
-
-    Values are expected in [0, 1] but not checked (that would cost a pass over every batch).
-    """
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(
-            f"{name} must be a torch.Tensor of shape (B, 3, th, tw), got {type(images)}"
-        )
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"{name} must have shape (B, 3, th, tw), got {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise TypeError(
-            f"{name} must be floating point in [0, 1], got dtype {images.dtype}; "
-            "convert uint8 tiles with images.float() / 255"
-        )
-    return images
-
-
 def rebatch(batches: Iterable[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
     """Regroup a stream of (b, 3, th, tw) tensors into batches of ``batch_size`` images.
 
@@ -102,7 +83,7 @@ def rebatch(batches: Iterable[torch.Tensor], batch_size: int) -> Iterator[torch.
     count = 0
     tile: tuple[int, ...] | None = None
     for images in batches:
-        images = check_images(images, "each batch")
+        images = check_images(images, "training")
         tile = tile or tuple(images.shape[2:])
         if tuple(images.shape[2:]) != tile:
             raise ValueError(

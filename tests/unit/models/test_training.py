@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from tiled_pipeline.models.base import check_images
 from tiled_pipeline.models.training import (
     _autocast_and_scaler,
-    check_images,
     check_schedule,
     is_held_out,
     rebatch,
@@ -95,9 +95,9 @@ def test_rebatch_rejects_tiles_of_changing_size() -> None:
 @pytest.mark.parametrize(
     ("images", "error", "match"),
     [
-        (torch.rand(3, 4, 4), ValueError, r"shape \(B, 3, th, tw\)"),
-        (torch.rand(1, 1, 4, 4), ValueError, r"got \(1, 1, 4, 4\)"),
-        (torch.zeros(1, 3, 4, 4, dtype=torch.uint8), TypeError, "floating point"),
+        (torch.rand(3, 4, 4), ValueError, r"shape \(B, 3, H, W\)"),
+        (torch.rand(1, 1, 4, 4), ValueError, r"got shape \(1, 1, 4, 4\)"),
+        (torch.zeros(1, 3, 4, 4, dtype=torch.uint8), ValueError, "as floats in"),
         ([[0.5]], TypeError, "torch.Tensor"),
     ],
 )

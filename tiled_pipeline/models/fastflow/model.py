@@ -23,9 +23,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from tiled_pipeline.models.backbone import FeatureExtractor
-from tiled_pipeline.models.base import AnomalyModel, FitReport, Prediction, Stopwatch
+from tiled_pipeline.models.base import (
+    AnomalyModel,
+    FitReport,
+    Prediction,
+    Stopwatch,
+    check_images,
+)
 from tiled_pipeline.models.fastflow.flow import Flow2d, negative_log_likelihood
-from tiled_pipeline.models.training import check_images, check_schedule, seeded, train
+from tiled_pipeline.models.training import check_schedule, seeded, train
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +170,7 @@ class Fastflow(AnomalyModel):
         higher is more anomalous. Outputs stay on the model's device.
         """
         self.eval()
-        images = check_images(images).to(self.device)
+        images = check_images(images, "FastFlow").to(self.device)
         stage_maps = [
             -torch.exp(-0.5 * z.pow(2).mean(dim=1, keepdim=True)) for z, _ in self._latents(images)
         ]  # each (B, 1, h, w)

@@ -27,7 +27,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from tiled_pipeline.models.backbone import FeatureExtractor
-from tiled_pipeline.models.base import AnomalyModel, FitReport, Prediction, Stopwatch
+from tiled_pipeline.models.base import (
+    AnomalyModel,
+    FitReport,
+    Prediction,
+    Stopwatch,
+    check_images,
+)
 from tiled_pipeline.models.blur import patch_scores_to_maps
 
 logger = logging.getLogger(__name__)
@@ -106,18 +112,6 @@ def mahalanobis(x: torch.Tensor, mean: torch.Tensor, inv_covariance: torch.Tenso
     delta = x - mean  # (B, N, D) - (N, D) -> (B, N, D)
     weighted = torch.einsum("bnd,nde->bne", delta, inv_covariance)  # (B, N, D)
     return (weighted * delta).sum(dim=-1).clamp_min(0).sqrt()  # (B, N, D) -> (B, N)
-
-
-def _check_images(images: Any, model: str) -> None:
-    """Raise unless ``images`` is a (B, 3, H, W) floating-point tensor (any float dtype)."""
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{model} expects images as a torch.Tensor, got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
-        raise ValueError(
-            f"{model} expects images of shape (B, 3, H, W) as floats in [0, 1], got shape "
-            f"{tuple(images.shape)} of {images.dtype}; convert uint8 (B, H, W, 3) crops with "
-            "images.permute(0, 3, 1, 2).float() / 255"
-        )
 
 
 class Padim(AnomalyModel):
@@ -200,7 +194,7 @@ class Padim(AnomalyModel):
         gaussian: RunningGaussian | None = None
         feature_size = (0, 0)
         for images in tqdm(batches, desc="PaDiM fit", unit="batch"):
-            _check_images(images, "PaDiM")
+            check_images(images, "PaDiM")
             embedding = self.embed(images.to(self.device, torch.float32))
             _, d, h, w = embedding.shape
             if gaussian is None:
@@ -222,7 +216,7 @@ class Padim(AnomalyModel):
             raise ValueError(
                 "PaDiM.predict was called before fit; call fit(batches) or load a fitted state"
             )
-        _check_images(images, "PaDiM")
+        check_images(images, "PaDiM")
         with torch.inference_mode():
             images = images.to(self.device, torch.float32)
             embedding = self.embed(images)

@@ -29,7 +29,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from tiled_pipeline.models.backbone import FeatureExtractor
-from tiled_pipeline.models.base import AnomalyModel, FitReport, Prediction, Stopwatch
+from tiled_pipeline.models.base import (
+    AnomalyModel,
+    FitReport,
+    Prediction,
+    Stopwatch,
+    check_images,
+)
 from tiled_pipeline.models.blur import patch_scores_to_maps
 from tiled_pipeline.models.patchcore.coreset import CoresetBank, random_projection
 
@@ -145,18 +151,6 @@ def reweighted_scores(
     return weight * s_star
 
 
-def _check_images(images: Any) -> None:
-    """Raise unless ``images`` is a (B, 3, H, W) floating-point tensor (any float dtype)."""
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"PatchCore expects images as a torch.Tensor, got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
-        raise ValueError(
-            f"PatchCore expects images of shape (B, 3, H, W) as floats in [0, 1], got shape "
-            f"{tuple(images.shape)} of {images.dtype}; convert uint8 (B, H, W, 3) crops with "
-            "images.permute(0, 3, 1, 2).float() / 255"
-        )
-
-
 class Patchcore(AnomalyModel):
     """PatchCore behind the one model interface; see the module docstring for the algorithm.
 
@@ -201,7 +195,7 @@ class Patchcore(AnomalyModel):
         n_images = 0
         with Stopwatch() as watch, torch.no_grad():
             for images in tqdm(batches, desc="PatchCore fit", unit="batch"):
-                _check_images(images)
+                check_images(images, "PatchCore")
                 embedding = self.embed(images.to(self.device, torch.float32))
                 B, D, _, _ = embedding.shape
                 bank.add(embedding.permute(0, 2, 3, 1).reshape(-1, D))  # -> (B*h*w, D)
@@ -242,7 +236,7 @@ class Patchcore(AnomalyModel):
             raise ValueError(
                 "PatchCore.predict was called before fit; call fit(batches) or load a fitted state"
             )
-        _check_images(images)
+        check_images(images, "PatchCore")
         with torch.inference_mode():
             images = images.to(self.device, torch.float32)
             patch_scores, scores = self.score_patches(self.embed(images))

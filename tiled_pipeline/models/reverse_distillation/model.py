@@ -23,12 +23,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from tiled_pipeline.models.backbone import FeatureExtractor
-from tiled_pipeline.models.base import AnomalyModel, FitReport, Prediction, Stopwatch
+from tiled_pipeline.models.base import (
+    AnomalyModel,
+    FitReport,
+    Prediction,
+    Stopwatch,
+    check_images,
+)
 from tiled_pipeline.models.blur import gaussian_blur_maps
 from tiled_pipeline.models.reverse_distillation.blocks import residual_spec
 from tiled_pipeline.models.reverse_distillation.bottleneck import OneClassBottleneck
 from tiled_pipeline.models.reverse_distillation.decoder import Decoder
-from tiled_pipeline.models.training import check_images, check_schedule, seeded, train
+from tiled_pipeline.models.training import check_schedule, seeded, train
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +164,7 @@ class ReverseDistillation(AnomalyModel):
         Outputs stay on the model's device.
         """
         self.eval()
-        images = check_images(images).to(self.device)
+        images = check_images(images, "Reverse Distillation").to(self.device)
         encoded, decoded = self._features(images)
         maps = sum(
             F.interpolate(
