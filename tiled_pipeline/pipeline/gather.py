@@ -48,10 +48,12 @@ def gather_split(
             images = first[["image_path", "label", "defect_type", "mask_path"]].reset_index(
                 drop=True
             )
-        if tile_maps.shape[0] != len(images):
+        paths = table.loc[table["position"] == table["position"].min(), "image_path"]
+        if tile_maps.shape[0] != len(images) or list(paths) != list(images["image_path"]):
             raise ValueError(
-                f"tile {tile} holds {tile_maps.shape[0]} {split} images, expected {len(images)}; "
-                "re-materialize the tile predictions of this category"
+                f"tile {tile} holds other {split} images than the first tile "
+                f"({tile_maps.shape[0]} vs {len(images)}); the tiles were cropped from different "
+                "manifests: re-materialize the tile layer of this category"
             )
         for p, position in enumerate(experiment.positions(tile)):
             maps[:, position] = tile_maps[:, p]
