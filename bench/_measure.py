@@ -105,7 +105,7 @@ def fit_phase(job: Job, experiment: Experiment, device: torch.device) -> dict[st
     the last fit, ``fit_rss_1tile_mb`` after the first (crops included, as the asset loads them).
     """
     manifest = read_manifest(UPath(job.manifest))
-    fit_s = crop_s = model_fit_s = 0.0
+    fit_s = crop_s = model_fit_s = fit_cpu_s = 0.0
     first_tile_mb = None
     ckpt_bytes = n_crops = 0
     epochs: list[float] = []
@@ -119,13 +119,18 @@ def fit_phase(job: Job, experiment: Experiment, device: torch.device) -> dict[st
             experiment.seed,
         )
         crop_s += time.perf_counter() - start
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         model, report = fit_tile_model(
-            experiment.model, experiment.params, crops.images["train"], experiment.batch_size, device
+            experiment.model,
+            experiment.params,
+            crops.images["train"],
+            experiment.batch_size,
+            device,
         )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         fit_s += time.perf_counter() - start
+        fit_cpu_s += time.process_time() - cpu
         first_tile_mb = first_tile_mb or status_mb("VmHWM")
         model_fit_s += report.seconds
         n_crops += report.n_images
@@ -136,6 +141,7 @@ def fit_phase(job: Job, experiment: Experiment, device: torch.device) -> dict[st
     return {
         "fit_s": fit_s,
         "model_fit_s": model_fit_s,
+        "fit_cpu_s": fit_cpu_s,
         "crop_s": crop_s,
         "n_tile_models": len(experiment.tile_keys),
         "n_train_crops": n_crops,
@@ -159,7 +165,7 @@ def save_tile(folder: Path, model: torch.nn.Module, crops: Any) -> int:
 
 def predict_phase(job: Job, experiment: Experiment, device: torch.device) -> dict[str, Any]:
     """Predict with every tile model in turn, then merge and evaluate when asked."""
-    predict_s = 0.0
+    predict_s = predict_cpu_s = 0.0
     for tile in experiment.tile_keys:
         folder = Path(job.run_dir) / tile
         checkpoint = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
@@ -169,9 +175,10 @@ def predict_phase(job: Job, experiment: Experiment, device: torch.device) -> dic
         tables = []
         for split in PREDICTED_SPLITS:
             crops = np.load(folder / f"{split}.npy")
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             result = predict_crops(model, crops, experiment.batch_size)
             predict_s += time.perf_counter() - start
+            predict_cpu_s += time.process_time() - cpu
             io.save_array(UPath(folder) / f"{split}_maps.npy", result.maps)
             rows = index[index["split"] == split]
             tables.append(scores_table(rows, result.scores, experiment.positions(tile)))
@@ -180,6 +187,7 @@ def predict_phase(job: Job, experiment: Experiment, device: torch.device) -> dic
         gc.collect()
     result = {
         "predict_s": predict_s,
+        "predict_cpu_s": predict_cpu_s,
         "predict_rss_mb": status_mb("VmHWM"),
         "predict_cuda_mb": cuda_peak_mb(device),
     }

@@ -10,7 +10,7 @@ Usage (from the repository root)::
     .venv/bin/python bench/bench_setups.py                      # PaDiM and PatchCore
     .venv/bin/python bench/bench_setups.py --quick --repeats 1  # smoke run
     .venv/bin/python bench/bench_setups.py --models fastflow reverse_distillation \\
-        --epochs 1 --repeats 1 --name setups_trained
+        --name setups_trained
 
 Writes ``bench/results/<name>.csv`` (medians), ``<name>_runs.csv`` (every repeat) and
 ``<name>.md`` (environment and tables), and prints the markdown tables.
@@ -188,7 +188,12 @@ def run_child(job: dict[str, Any], folder: Path, threads: int) -> dict[str, Any]
 
 
 def run_once(
-    options: Options, config: dict[str, Any], name: str, manifest: Path, run_dir: Path, evaluate
+    options: Options,
+    config: dict[str, Any],
+    name: str,
+    manifest: Path,
+    run_dir: Path,
+    evaluate: bool,
 ) -> dict[str, Any]:
     """Fit then predict one experiment, each phase in its own process; one row of results."""
     job = {
@@ -204,13 +209,18 @@ def run_once(
     fit = run_child({**job, "phase": "fit"}, run_dir, options.threads)
     predict = run_child({**job, "phase": "predict"}, run_dir, options.threads)
     metrics = predict.pop("metrics", {})
-    row = {**{f"fit_{k}" if k in ("base_rss_mb", "threads") else k: v for k, v in fit.items()}}
-    row.update({f"predict_{k}" if k == "base_rss_mb" else k: v for k, v in predict.items()})
-    row.pop("phase", None)
-    return {**row, **metrics}
+    return {**prefixed(fit, "fit"), **prefixed(predict, "predict"), **metrics}
 
 
-def measure(options: Options, config: dict[str, Any], manifest: Path, workdir: Path):
+def prefixed(result: dict[str, Any], phase: str) -> dict[str, Any]:
+    """A phase's result with its shared keys (threads, base RSS) named after the phase."""
+    shared = ("threads", "base_rss_mb")
+    return {f"{phase}_{k}" if k in shared else k: v for k, v in result.items() if k != "phase"}
+
+
+def measure(
+    options: Options, config: dict[str, Any], manifest: Path, workdir: Path
+) -> pd.DataFrame:
     """Every (repeat, model, setup) run, setups interleaved within a repeat; one row each."""
     experiments = {e.name: e for e in parse_config(config).experiments}
     rows = []
@@ -218,6 +228,7 @@ def measure(options: Options, config: dict[str, Any], manifest: Path, workdir: P
     for repeat in range(options.repeats):
         for name, experiment in experiments.items():
             run_dir = workdir / "runs" / f"{name}_r{repeat}"
+            load = os.getloadavg()[0]
             # Metrics are deterministic (seeded models); they are computed on the first repeat.
             row = run_once(options, config, name, manifest, run_dir, evaluate=repeat == 0)
             if not options.keep_runs:
@@ -229,6 +240,7 @@ def measure(options: Options, config: dict[str, Any], manifest: Path, workdir: P
                     "setup": experiment.setup.name,
                     "grid": f"{plan.grid[0]}x{plan.grid[1]}",
                     "repeat": repeat,
+                    "loadavg_1min": load,
                     **row,
                 }
             )
@@ -241,9 +253,9 @@ def measure(options: Options, config: dict[str, Any], manifest: Path, workdir: P
 
 
 MEDIAN_COLUMNS = (
-    "fit_s", "model_fit_s", "crop_s", "predict_s", "fit_rss_mb", "fit_rss_1tile_mb",
-    "predict_rss_mb", "fit_base_rss_mb", "predict_base_rss_mb", "fit_cuda_mb",
-    "predict_cuda_mb", "ckpt_mb",
+    "fit_s", "model_fit_s", "fit_cpu_s", "crop_s", "predict_s", "predict_cpu_s",
+    "fit_rss_mb", "fit_rss_1tile_mb", "predict_rss_mb", "fit_base_rss_mb", "predict_base_rss_mb",
+    "fit_cuda_mb", "predict_cuda_mb", "ckpt_mb",
 )  # fmt: skip
 FIRST_COLUMNS = ("grid", "n_tile_models", "n_train_crops", "epochs_run", "map_size", "eval_s")
 
@@ -282,7 +294,9 @@ def add_ratios(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def environment(options: Options, runs: pd.DataFrame, seconds: float, loads) -> dict[str, Any]:
+def environment(
+    options: Options, runs: pd.DataFrame, seconds: float, loads: list[float]
+) -> dict[str, Any]:
     """What the figures were measured on."""
     env = {
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
@@ -298,9 +312,10 @@ def environment(options: Options, runs: pd.DataFrame, seconds: float, loads) -> 
         "category": options.category,
         "images": {k: v for k, v in build_config(options)["datasets"]["bench"].items()},
         "repeats": options.repeats,
-        "epochs_trained_models": options.epochs,
         "wall_s": round(seconds, 1),
     }
+    if set(options.models) & set(TRAINED_MODELS):
+        env["epochs_trained_models"] = options.epochs
     if options.device == "cuda":
         env["gpu"] = torch.cuda.get_device_name(0)
     return env
@@ -320,13 +335,17 @@ def cpu_model() -> str:
 def git_commit() -> str:
     """Short HEAD commit, with ``+dirty`` when the tree has changes ("unknown" outside git)."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE,
-                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=HERE,
-                               capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        head = _git("rev-parse", "--short", "HEAD")
+        dirty = _git("status", "--porcelain")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+def _git(*args: str) -> str:
+    """Stripped stdout of a read-only git command run in this folder."""
+    done = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
 
 
 # (CSV column, printed header, format) of the main table.
@@ -337,6 +356,8 @@ MAIN_COLUMNS = (
     ("n_tile_models", "tile models", "{:d}"),
     ("fit_s", "fit_s", "{:.1f}"),
     ("predict_s", "predict_s", "{:.1f}"),
+    ("fit_cpu_s", "fit_cpu_s", "{:.1f}"),
+    ("predict_cpu_s", "predict_cpu_s", "{:.1f}"),
     ("s_per_epoch_tile", "s/epoch/tile", "{:.1f}"),
     ("fit_rss_mb", "peak_rss_mb (fit)", "{:.0f}"),
     ("fit_rss_1tile_mb", "peak_rss_mb (fit, 1st tile)", "{:.0f}"),

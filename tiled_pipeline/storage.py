@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import tempfile
 import time
 import uuid
 from collections.abc import Mapping
@@ -83,16 +85,47 @@ def load_table(path: UPath) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(read_bytes(path)), engine="pyarrow")
 
 
+def local_path(path: UPath) -> str | None:
+    """The operating-system path of ``path`` when it is on local disk, else None."""
+    return path.path if path.protocol in ("", "file", "local") else None
+
+
 def save_checkpoint(path: UPath, checkpoint: Mapping[str, Any]) -> None:
-    """Save a model checkpoint (plain state dict plus config) with ``torch.save``."""
-    buffer = io.BytesIO()
-    torch.save(dict(checkpoint), buffer)
-    write_bytes(path, buffer.getvalue())
+    """Save a model checkpoint (plain state dict plus config) with ``torch.save``.
+
+    The checkpoint streams to a file (a sibling on local disk, a local temporary file uploaded
+    under a temporary name elsewhere) rather than through memory: a large PaDiM or PatchCore
+    state would otherwise need a second copy of itself in RAM.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        if local_path(path) is not None:
+            torch.save(dict(checkpoint), local_path(tmp))
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                staged = os.path.join(folder, path.name)
+                torch.save(dict(checkpoint), staged)
+                tmp.fs.put_file(staged, tmp.path)
+        tmp.rename(path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
 
 
 def load_checkpoint(path: UPath) -> dict[str, Any]:
     """Load a checkpoint onto the CPU; only tensors and plain data are accepted."""
-    return torch.load(io.BytesIO(read_bytes(path)), map_location="cpu", weights_only=True)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist; materialize the upstream asset (or partition) that writes it"
+        )
+    if local_path(path) is not None:
+        return torch.load(local_path(path), map_location="cpu", weights_only=True)
+    with tempfile.TemporaryDirectory() as folder:
+        staged = os.path.join(folder, path.name)
+        path.fs.get_file(path.path, staged)
+        return torch.load(staged, map_location="cpu", weights_only=True)
 
 
 def save_json(path: UPath, value: Any) -> None:

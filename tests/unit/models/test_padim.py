@@ -151,3 +151,13 @@ def test_padim_predict_rejects_other_tile_size(fitted: Padim, texture) -> None:
 def test_padim_config_rejects_non_positive_regularization() -> None:
     with pytest.raises(ValueError, match="regularization must be > 0"):
         build_model("padim", {**TINY, "regularization": 0.0})
+
+
+def test_running_gaussian_chunked_inverse_matches_the_direct_one() -> None:
+    x = torch.randn(12, 7, 5, dtype=torch.float64)  # (B, N, D)
+    gaussian = RunningGaussian(7, 5, torch.device("cpu"))
+    gaussian.update(x)
+    direct = torch.linalg.inv(gaussian.covariance() + 0.01 * torch.eye(5, dtype=torch.float64))
+    chunked = gaussian.inverse_covariance(0.01, chunk=3)
+    assert chunked.dtype == torch.float32
+    torch.testing.assert_close(chunked, direct.float(), rtol=1e-5, atol=1e-5)

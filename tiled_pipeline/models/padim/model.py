@@ -94,13 +94,28 @@ class RunningGaussian:
         """(N, D) mean of the samples seen."""
         return self.sum / self.count
 
-    def covariance(self) -> torch.Tensor:
-        """(N, D, D) unbiased covariance; needs at least two samples."""
+    def covariance(self, positions: slice = slice(None)) -> torch.Tensor:
+        """(N, D, D) unbiased covariance (of ``positions`` only); needs at least two samples."""
         if self.count < 2:
             raise ValueError(f"a covariance needs at least 2 samples, got {self.count}")
-        mean = self.mean()
+        mean = self.mean()[positions]
         outer = mean.unsqueeze(2) * mean.unsqueeze(1)  # (N, D, 1) * (N, 1, D) -> (N, D, D)
-        return (self.sum_outer - self.count * outer) / (self.count - 1)
+        return (self.sum_outer[positions] - self.count * outer) / (self.count - 1)
+
+    def inverse_covariance(self, regularization: float, chunk: int = 512) -> torch.Tensor:
+        """(N, D, D) float32 inverse of the covariance plus ``regularization * I``.
+
+        Computed ``chunk`` positions at a time, so the peak stays near the sums themselves
+        rather than holding a float64 covariance and its inverse for every position at once.
+        """
+        N, D = self.sum.shape
+        identity = torch.eye(D, dtype=torch.float64, device=self.sum.device)
+        inverse = torch.empty(N, D, D, dtype=torch.float32, device=self.sum.device)
+        for start in range(0, N, chunk):
+            block = slice(start, start + chunk)
+            covariance = self.covariance(block) + regularization * identity
+            inverse[block] = torch.linalg.inv(covariance).float()
+        return inverse
 
 
 def mahalanobis(x: torch.Tensor, mean: torch.Tensor, inv_covariance: torch.Tensor) -> torch.Tensor:
@@ -169,12 +184,9 @@ class Padim(AnomalyModel):
         """
         with Stopwatch() as watch, torch.no_grad():
             gaussian, feature_size = self._accumulate(batches)
-            covariance = gaussian.covariance()  # (N, d, d)
-            covariance += self.config.regularization * torch.eye(
-                covariance.shape[-1], dtype=covariance.dtype, device=covariance.device
-            )
+            inverse = gaussian.inverse_covariance(self.config.regularization)  # (N, d, d)
             self.mean = gaussian.mean().to(self.device, torch.float32)
-            self.inv_covariance = torch.linalg.inv(covariance).to(self.device, torch.float32)
+            self.inv_covariance = inverse.to(self.device)
             self.feature_size = torch.tensor(feature_size, device=self.device)
         logger.info(
             "PaDiM fitted %d Gaussians of %d dims on %d tiles in %.1f s",
