@@ -20,6 +20,7 @@ from tiled_pipeline.models import MODEL_NAMES, make_config, model_classes
 from tiled_pipeline.tiling import TilePlan, make_plan, shared_key
 
 CONFIG_ENV = "TILED_PIPELINE_EXPERIMENTS"
+_SETUP_KEYS = ("setup", "image_size", "tile_size", "stride")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -218,11 +219,8 @@ def parse_experiment(raw: dict[str, Any], datasets: dict[str, DatasetSpec]) -> E
         ),
         where,
     )
-    experiment.plan  # noqa: B018 -- builds the plan once so that bad sizes fail at load time
+    make_plan(setup.image_size, setup.tile_size, setup.stride, mode=merge.tile_mode)  # fail early
     return experiment
-
-
-_SETUP_KEYS = ("setup", "image_size", "tile_size", "stride")
 
 
 def model_fields(model: str) -> set[str]:

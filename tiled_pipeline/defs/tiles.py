@@ -201,7 +201,10 @@ def build_predictions_asset(experiment: Experiment) -> AssetsDefinition:
         context: AssetExecutionContext, storage: StorageResource, device: DeviceResource
     ):
         category, tile = partition_of(context, experiment)
-        part = lambda stage: storage.partition(experiment.name, stage, category, tile)  # noqa: E731
+
+        def part(stage: str):
+            return storage.partition(experiment.name, stage, category, tile)
+
         crops = io.current_version(part("tiled_crops"), "tiled crops")
         checkpoint = io.load_checkpoint(
             io.current_version(part("tile_model"), "tile model") / "model.pt"
