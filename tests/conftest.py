@@ -2,6 +2,8 @@ import os
 
 import pytest
 
+from tiled_pipeline.experiments import parse_config
+
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 TINY_CONFIG = """
@@ -41,3 +43,24 @@ def tiny_config_path(tmp_path):
     path = tmp_path / "experiments.toml"
     path.write_text(TINY_CONFIG)
     return path
+
+
+@pytest.fixture
+def make_experiment():
+    """Builds one PaDiM experiment on an 8x8 working image cut into 2x2 tiles of 4."""
+
+    def make(**fields):
+        experiment = {
+            "name": "e",
+            "dataset": "d",
+            "model": "padim",
+            "setup": "ENS4",
+            "image_size": 8,
+            "tile_size": 4,
+            "stride": 4,
+            **fields,
+        }
+        raw = {"datasets": {"d": {"kind": "synthetic"}}, "experiments": [experiment]}
+        return parse_config(raw).experiments[0]
+
+    return make

@@ -4,26 +4,11 @@ import pytest
 from dagster import AssetCheckSeverity
 
 from tiled_pipeline.defs.checks import check_merged, check_report
-from tiled_pipeline.experiments import parse_config
 
 
-def experiment(**evaluation):
-    raw = {
-        "datasets": {"d": {"kind": "synthetic"}},
-        "experiments": [
-            {
-                "name": "e",
-                "dataset": "d",
-                "model": "padim",
-                "setup": "ENS4",
-                "image_size": 8,
-                "tile_size": 4,
-                "stride": 4,
-                "evaluation": evaluation,
-            }
-        ],
-    }
-    return parse_config(raw).experiments[0]
+@pytest.fixture
+def experiment(make_experiment):
+    return lambda **evaluation: make_experiment(evaluation=evaluation)
 
 
 def scores(n):
@@ -34,7 +19,7 @@ def by_name(results):
     return {r.check_name: r for r in results}
 
 
-def test_checks_merged_pass_on_good_maps():
+def test_checks_merged_pass_on_good_maps(experiment):
     results = by_name(check_merged(experiment(), np.random.rand(3, 8, 8), scores(3)))
     assert results["maps_cover_every_image"].passed and results["maps_in_range"].passed
 
@@ -48,11 +33,11 @@ def test_checks_merged_pass_on_good_maps():
         (np.full((3, 8, 8), 1.5), "maps_in_range"),
     ],
 )
-def test_checks_merged_fail_on_bad_maps(maps, failing):
+def test_checks_merged_fail_on_bad_maps(experiment, maps, failing):
     assert not by_name(check_merged(experiment(), maps, scores(3)))[failing].passed
 
 
-def test_checks_merged_range_not_required_without_normalization():
+def test_checks_merged_range_not_required_without_normalization(experiment):
     results = check_merged(experiment(normalization="none"), np.full((3, 8, 8), 7.0), scores(3))
     assert by_name(results)["maps_in_range"].passed
 
@@ -62,7 +47,7 @@ def report(rows):
     return pd.DataFrame([{**base, "image_score": "map_max", **row} for row in rows])
 
 
-def test_checks_report_range_types_and_floor():
+def test_checks_report_range_types_and_floor(experiment):
     table = report([{"defect_type": "all"}, {"defect_type": "spot", "pixel_aupro": np.nan}])
     ok = by_name(check_report(experiment(), table, {"spot"}))
     assert ok["metrics_in_range"].passed and ok["every_defect_type_reported"].passed

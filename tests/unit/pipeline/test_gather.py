@@ -4,26 +4,12 @@ import pytest
 from upath import UPath
 
 from tiled_pipeline import storage as io
-from tiled_pipeline.experiments import parse_config
 from tiled_pipeline.pipeline.gather import gather_split
 
 
-def experiment():
-    raw = {
-        "datasets": {"d": {"kind": "synthetic"}},
-        "experiments": [
-            {
-                "name": "e",
-                "dataset": "d",
-                "model": "padim",
-                "setup": "ENS4",
-                "image_size": 8,
-                "tile_size": 4,
-                "stride": 4,
-            }
-        ],
-    }
-    return parse_config(raw).experiments[0]
+@pytest.fixture
+def experiment(make_experiment):
+    return make_experiment
 
 
 def write_tile(folder: UPath, position: int, paths: list[str]) -> None:
@@ -44,7 +30,7 @@ def write_tile(folder: UPath, position: int, paths: list[str]) -> None:
     io.save_table(folder / "scores.parquet", table)
 
 
-def test_gather_places_each_tile_at_its_position(tmp_path):
+def test_gather_places_each_tile_at_its_position(experiment, tmp_path):
     exp = experiment()
     root = UPath(tmp_path)
     for t, key in enumerate(exp.tile_keys):
@@ -57,7 +43,7 @@ def test_gather_places_each_tile_at_its_position(tmp_path):
     assert list(gathered.images["image_path"]) == ["a", "b", "c"]
 
 
-def test_gather_refuses_tiles_cut_from_other_images(tmp_path):
+def test_gather_refuses_tiles_cut_from_other_images(experiment, tmp_path):
     exp = experiment()
     root = UPath(tmp_path)
     for t, key in enumerate(exp.tile_keys):

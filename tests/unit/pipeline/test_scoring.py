@@ -4,29 +4,15 @@ import pytest
 from PIL import Image
 
 from tiled_pipeline.evaluation import load_paper_results
-from tiled_pipeline.experiments import parse_config
 from tiled_pipeline.pipeline.gather import GatheredTiles
 from tiled_pipeline.pipeline.scoring import merge_category, summarize
 
 
-def experiment(**evaluation):
-    raw = {
-        "datasets": {"d": {"kind": "synthetic"}},
-        "experiments": [
-            {
-                "name": "e",
-                "dataset": "d",
-                "model": "padim",
-                "setup": "ENS4",
-                "image_size": 8,
-                "tile_size": 4,
-                "stride": 4,
-                "merge": {"seam_smoothing": False},
-                "evaluation": evaluation,
-            }
-        ],
-    }
-    return parse_config(raw).experiments[0]
+@pytest.fixture
+def experiment(make_experiment):
+    return lambda **evaluation: make_experiment(
+        merge={"seam_smoothing": False}, evaluation=evaluation
+    )
 
 
 @pytest.fixture
@@ -64,7 +50,7 @@ def gathered(tmp_path):
 
 
 @pytest.mark.parametrize("normalization", ["image", "tile"])
-def test_scoring_normalized_maps_are_in_unit_range(gathered, normalization):
+def test_scoring_normalized_maps_are_in_unit_range(experiment, gathered, normalization):
     merged = merge_category(experiment(normalization=normalization), *gathered)
     assert merged.maps.shape == (6, 8, 8)
     assert merged.maps.min() >= 0 and merged.maps.max() <= 1
@@ -74,14 +60,14 @@ def test_scoring_normalized_maps_are_in_unit_range(gathered, normalization):
     assert merged.scores.loc[defect, "map_max"].min() > merged.scores.loc[~defect, "map_max"].max()
 
 
-def test_scoring_without_normalization_keeps_raw_maps_and_fitted_thresholds(gathered):
+def test_scoring_without_normalization_keeps_raw_maps_and_fitted_thresholds(experiment, gathered):
     merged = merge_category(experiment(normalization="none"), *gathered)
     assert merged.maps.max() > 5
     threshold = merged.stats["pixel_threshold"]
     assert 1 < threshold <= merged.maps.max()
 
 
-def test_scoring_heldout_test_evaluates_on_the_rest(gathered):
+def test_scoring_heldout_test_evaluates_on_the_rest(experiment, gathered):
     merged = merge_category(
         experiment(stats_source="heldout_test", heldout_fraction=0.4), *gathered
     )
@@ -90,12 +76,12 @@ def test_scoring_heldout_test_evaluates_on_the_rest(gathered):
     assert merged.stats["stats_source"] == "heldout_test"
 
 
-def test_scoring_heldout_normal_fits_on_holdout(gathered):
+def test_scoring_heldout_normal_fits_on_holdout(experiment, gathered):
     merged = merge_category(experiment(stats_source="heldout_normal"), *gathered)
     assert len(merged.scores) == 6 and merged.stats["n_stats_images"] == 2
 
 
-def test_scoring_tile_thresholds_give_decisions(gathered):
+def test_scoring_tile_thresholds_give_decisions(experiment, gathered):
     merged = merge_category(experiment(threshold="tile", normalization="tile"), *gathered)
     assert merged.predicted_masks.shape == (6, 8, 8)
     assert merged.scores["predicted_label"].dtype == bool
