@@ -161,7 +161,7 @@ def build_report_asset(experiment: Experiment) -> AssetsDefinition:
                 "summary": MetadataValue.md(report.markdown),
                 "figure": MetadataValue.md(f"![anomaly maps](data:image/png;base64,{image})"),
                 **{
-                    name: MetadataValue.float(float(overall[name]))
+                    name: MetadataValue.float(round(float(overall[name]), 4))
                     for name in ("image_auroc", "pixel_auroc", "pixel_aupro")
                 },
             },
