@@ -79,6 +79,8 @@ def crop_split(rows: pd.DataFrame, plan: TilePlan, positions: tuple[int, ...], d
     """Crops of ``positions`` for ``rows``: images (N, P, th, tw, 3) uint8, masks (N, P, th, tw)."""
     th, tw = plan.tile_size
     size = plan.image_size[0]
+    # TODO: every tile partition decodes and resizes each full-resolution image of its category
+    # again (9 times for ENS9); a per-category cache of working-resolution images would save it.
     images = np.zeros((len(rows), len(positions), th, tw, 3), dtype=np.uint8)
     masks = np.zeros((len(rows), len(positions), th, tw), dtype=bool)
     for i, row in enumerate(tqdm(list(rows.itertuples()), desc=desc, leave=False)):
