@@ -35,7 +35,7 @@ from tiled_pipeline import storage as io
 from tiled_pipeline.data import read_manifest
 from tiled_pipeline.experiments import Experiment, parse_config
 from tiled_pipeline.models import load_model
-from tiled_pipeline.pipeline.crops import make_crops
+from tiled_pipeline.pipeline.crops import tile_key_crops
 from tiled_pipeline.pipeline.gather import gather_split
 from tiled_pipeline.pipeline.modeling import fit_tile_model, predict_crops
 from tiled_pipeline.pipeline.scoring import evaluate_category, merge_category
@@ -90,12 +90,6 @@ def cuda_peak_mb(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / MB
 
 
-def holdout_fraction(experiment: Experiment) -> float:
-    """Train images held out from fitting; the tile-crops asset uses the same rule."""
-    options = experiment.evaluation
-    return options.heldout_fraction if options.stats_source == "heldout_normal" else 0.0
-
-
 def fit_phase(job: Job, experiment: Experiment, device: torch.device) -> dict[str, Any]:
     """Fit every tile model in turn.
 
@@ -111,13 +105,7 @@ def fit_phase(job: Job, experiment: Experiment, device: torch.device) -> dict[st
     epochs: list[float] = []
     for tile in experiment.tile_keys:
         start = time.perf_counter()
-        crops = make_crops(
-            manifest,
-            experiment.plan,
-            experiment.positions(tile),
-            holdout_fraction(experiment),
-            experiment.seed,
-        )
+        crops = tile_key_crops(experiment, manifest, tile)
         crop_s += time.perf_counter() - start
         start, cpu = time.perf_counter(), time.process_time()
         model, report = fit_tile_model(

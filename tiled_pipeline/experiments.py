@@ -134,6 +134,12 @@ class Experiment:
         return (row * plan.grid[1] + col,)
 
     @property
+    def train_holdout_fraction(self) -> float:
+        """Share of train images held out from fitting: only when they feed the statistics."""
+        options = self.evaluation
+        return options.heldout_fraction if options.stats_source == "heldout_normal" else 0.0
+
+    @property
     def params(self) -> dict[str, Any]:
         """Model parameters as a plain dict."""
         return dict(self.model_params)

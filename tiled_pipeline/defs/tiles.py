@@ -27,7 +27,7 @@ from tiled_pipeline.defs.resources import DeviceResource, StorageResource
 from tiled_pipeline.defs.versions import code_version
 from tiled_pipeline.experiments import Experiment
 from tiled_pipeline.models import load_model
-from tiled_pipeline.pipeline.crops import SPLITS, make_crops
+from tiled_pipeline.pipeline.crops import SPLITS, tile_key_crops
 from tiled_pipeline.pipeline.modeling import fit_tile_model, predict_crops
 
 with warnings.catch_warnings():
@@ -73,12 +73,6 @@ def partition_of(context: AssetExecutionContext, experiment: Experiment) -> tupl
     return category, tile
 
 
-def holdout_fraction(experiment: Experiment) -> float:
-    """Train images held out from fitting (only when normal held-out images feed statistics)."""
-    options = experiment.evaluation
-    return options.heldout_fraction if options.stats_source == "heldout_normal" else 0.0
-
-
 def build_crops_asset(experiment: Experiment) -> AssetsDefinition:
     """Crops of one tile position (or all, for a shared model) for train and test images."""
 
@@ -105,13 +99,7 @@ def build_crops_asset(experiment: Experiment) -> AssetsDefinition:
         manifest = read_manifest(
             storage.dataset(experiment.dataset_name) / category / "manifest.parquet"
         )
-        crops = make_crops(
-            manifest,
-            experiment.plan,
-            experiment.positions(tile),
-            holdout_fraction(experiment),
-            experiment.seed,
-        )
+        crops = tile_key_crops(experiment, manifest, tile)
         folder = storage.partition(experiment.name, "tiled_crops", category, tile)
         version = io.new_version(folder)
         io.save_table(version / "index.parquet", crops.index)

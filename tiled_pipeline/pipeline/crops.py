@@ -12,6 +12,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from tiled_pipeline.data import read_image, read_mask
+from tiled_pipeline.experiments import Experiment
 from tiled_pipeline.tiling import TilePlan, tile_at
 
 logger = logging.getLogger(__name__)
@@ -119,3 +120,14 @@ def make_crops(
     ordered = pd.concat([index[index["split"] == s] for s in SPLITS], ignore_index=True)
     columns = ["split", "image_path", "label", "defect_type", "mask_path"]
     return Crops(index=ordered[columns], images=images, masks=masks)
+
+
+def tile_key_crops(experiment: Experiment, manifest: pd.DataFrame, tile: str) -> Crops:
+    """The crops that the model of ``tile`` in ``experiment`` fits on and scores."""
+    return make_crops(
+        manifest,
+        experiment.plan,
+        experiment.positions(tile),
+        experiment.train_holdout_fraction,
+        experiment.seed,
+    )
